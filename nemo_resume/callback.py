@@ -1,0 +1,74 @@
+"""The Lightning callback that makes a resumed NeMo run follow the plan, not the restored state.
+
+Lightning restores loops, optimizer state and then ``scheduler.load_state_dict`` (the
+checkpoint wins) before any callback's ``on_train_start``; so that hook is the first point at
+which the plan can be written, and the last one before the first optimizer step.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lightning.pytorch import Callback
+
+from nemo_resume.apply import apply_schedule
+from nemo_resume.schedule import CosineState
+
+log = logging.getLogger("nemo_resume")
+
+
+class ResumeScheduleCallback(Callback):
+    """Rewrite the restored scheduler and param groups to the planned schedule.
+
+    Its arguments are plain numbers and lists, so NeMo-Run can serialize it in a recipe.
+
+    Args:
+        resume_step: the checkpoint step the plan was made for; a run that resumed from any
+            other step stops at once instead of applying a wrong plan.
+        base_lrs, min_lr, max_steps, warmup_steps, constant_steps: the planned
+            :class:`~nemo_resume.schedule.CosineState`.
+    """
+
+    def __init__(
+        self,
+        resume_step: int,
+        base_lrs: list[float],
+        min_lr: float,
+        max_steps: int,
+        warmup_steps: int = 0,
+        constant_steps: int = 0,
+    ) -> None:
+        super().__init__()
+        self.resume_step = resume_step
+        self.target = CosineState(tuple(base_lrs), min_lr, max_steps, warmup_steps, constant_steps)
+        self.applied: dict[str, Any] | None = None
+
+    @classmethod
+    def from_state(cls, target: CosineState, resume_step: int) -> "ResumeScheduleCallback":
+        return cls(resume_step, list(target.base_lrs), target.min_lr, target.max_steps, target.warmup_steps, target.constant_steps)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.global_step != self.resume_step:
+            raise RuntimeError(
+                f"nemo-resume: the plan was made for a resume at step {self.resume_step}, but the trainer is at "
+                f"step {trainer.global_step}; re-run the plan against the checkpoint actually restored"
+            )
+        configs = trainer.lr_scheduler_configs
+        if len(configs) != 1:
+            raise RuntimeError(f"nemo-resume: expected one LR scheduler, found {len(configs)}")
+        scheduler = configs[0].scheduler
+        if type(scheduler).__name__ != "CosineAnnealing":
+            raise RuntimeError(
+                f"nemo-resume: the plan targets NeMo's CosineAnnealing; this run uses {type(scheduler).__name__}. "
+                "Use --lr-policy keep for other schedulers"
+            )
+        self.applied = apply_schedule(scheduler, self.target, self.resume_step)
+        before, after = self.applied["before"], self.applied["after"]
+        message = (
+            f"nemo-resume: step {self.resume_step}: scheduler base_lrs {before['base_lrs']} -> {after['base_lrs']}, "
+            f"min_lr {before['min_lr']} -> {after['min_lr']}, max_steps {before['max_steps']} -> {after['max_steps']}, "
+            f"warmup_steps {before['warmup_steps']} -> {after['warmup_steps']}, lr {before['lr']} -> {after['lr']}"
+        )
+        log.warning(message)
+        print(message, flush=True)

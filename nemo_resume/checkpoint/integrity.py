@@ -1,0 +1,91 @@
+"""Is a megatron-core ``weights/`` folder complete? Answered from metadata and file sizes alone.
+
+A save killed midway, a half-finished copy or a full disk leaves shards missing or short.
+torch DCP's ``.metadata`` lists, for every tensor, the shard file and the byte range holding
+it, so comparing those ranges with the files' sizes finds both cases without reading a shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nemo_resume.constants import (
+    COMMON_PT,
+    DCP_METADATA,
+    KNOWN_SHARDED_BACKENDS,
+    METADATA_JSON,
+)
+from nemo_resume.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
+
+
+def _backend_problem(weights: Path) -> str | None:
+    path = weights / METADATA_JSON
+    if not path.exists():
+        return f"weights/{METADATA_JSON} is missing (the save never finished)"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"weights/{METADATA_JSON} is unreadable ({type(exc).__name__})"
+    backend = meta.get("sharded_backend") if isinstance(meta, dict) else None
+    if backend not in KNOWN_SHARDED_BACKENDS:
+        return f"weights/{METADATA_JSON} names unknown sharded_backend {backend!r} (expected torch_dist or zarr)"
+    return None
+
+
+def shard_extents(metadata: Unpickled) -> dict[str, int]:
+    """Shard file -> the number of bytes the metadata says it must hold at least."""
+    root = metadata.value
+    storage = root.field("storage_data", {}) if isinstance(root, Opaque) else None
+    if not isinstance(storage, dict):
+        raise UnreadablePickle("has no storage_data table; not a torch DCP .metadata file")
+    need: dict[str, int] = {}
+    for info in storage.values():
+        if not isinstance(info, Opaque):
+            continue
+        rel, offset, length = info.field("relative_path"), info.field("offset"), info.field("length")
+        if not isinstance(rel, str) or not isinstance(offset, int) or not isinstance(length, int):
+            continue
+        need[rel] = max(need.get(rel, 0), offset + length)
+    return need
+
+
+def _shard_problems(weights: Path, extents: dict[str, int]) -> list[str]:
+    problems = []
+    for rel, size in sorted(extents.items()):
+        shard = weights / rel
+        try:
+            actual = shard.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"shard weights/{rel} listed in .metadata is missing")
+            continue
+        except OSError as exc:
+            problems.append(f"shard weights/{rel} is unreadable ({exc.strerror})")
+            continue
+        if actual < size:
+            problems.append(f"shard weights/{rel} is truncated ({actual} of {size} bytes)")
+        elif not os.access(shard, os.R_OK):
+            problems.append(f"shard weights/{rel} is not readable (permission denied)")
+    return problems
+
+
+def weights_problems(weights: Path) -> list[str]:
+    """Every reason the ``weights/`` folder cannot be loaded, without reading a shard."""
+    problems = []
+    backend = _backend_problem(weights)
+    if backend:
+        problems.append(backend)
+    if not (weights / COMMON_PT).exists():
+        problems.append(f"weights/{COMMON_PT} is missing")
+    meta_path = weights / DCP_METADATA
+    if not meta_path.exists():
+        problems.append(f"weights/{DCP_METADATA} is missing (torch DCP never wrote its index)")
+        return problems
+    try:
+        problems += _shard_problems(weights, shard_extents(read_pickle_file(meta_path)))
+    except OSError as exc:
+        problems.append(f"weights/{DCP_METADATA} is unreadable ({exc.strerror})")
+    except UnreadablePickle as exc:
+        problems.append(f"weights/{DCP_METADATA} is corrupt: {exc}")
+    return problems

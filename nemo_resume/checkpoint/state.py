@@ -1,0 +1,236 @@
+"""Read what a checkpoint will restore: step, per-group LRs, scheduler state, saved config.
+
+The values come from the trainer-state pickle (``weights/common.pt`` for the Megatron layout,
+the ``.ckpt`` itself for Lightning) read by :mod:`nemo_resume.safe_pickle`, so no code from
+the checkpoint runs and no tensor bytes are read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
+from nemo_resume.checkpoint.integrity import weights_problems
+from nemo_resume.checkpoint.layout import CheckpointLocation
+from nemo_resume.constants import (
+    COMMON_PT,
+    CONSUMED_SAMPLES_KEY,
+    EPOCH_KEY,
+    FORMAT_LIGHTNING,
+    FORMAT_MEGATRON,
+    GLOBAL_STEP_KEY,
+    LR_SCHEDULERS_KEY,
+    OPTIMIZER_KEY,
+    OPTIMIZER_STATES_KEY,
+    PARAM_GROUPS_KEY,
+    WEIGHTS_DIR,
+)
+from nemo_resume.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
+
+
+@dataclass(frozen=True)
+class ParamGroupLR:
+    """One optimizer param group's learning-rate fields as saved (Megatron adds max/min_lr)."""
+
+    lr: float | None
+    initial_lr: float | None = None
+    max_lr: float | None = None
+    min_lr: float | None = None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"lr": self.lr, "initial_lr": self.initial_lr, "max_lr": self.max_lr, "min_lr": self.min_lr}
+
+
+@dataclass(frozen=True)
+class SchedulerState:
+    """The saved ``state_dict`` of a NeMo WarmupAnnealHoldPolicy scheduler (CosineAnnealing).
+
+    On resume Lightning applies it with ``__dict__.update``, so every field here overrides
+    the new config.
+    """
+
+    base_lrs: tuple[float, ...]
+    min_lr: float | None
+    max_steps: int | None
+    warmup_steps: int | None
+    constant_steps: int | None
+    decay_steps: int | None
+    last_epoch: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base_lrs": list(self.base_lrs),
+            "min_lr": self.min_lr,
+            "max_steps": self.max_steps,
+            "warmup_steps": self.warmup_steps,
+            "constant_steps": self.constant_steps,
+            "decay_steps": self.decay_steps,
+            "last_epoch": self.last_epoch,
+        }
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """Everything the inspector knows about one checkpoint."""
+
+    location: CheckpointLocation
+    incomplete_reasons: tuple[str, ...] = ()
+    step: int | None = None
+    epoch: int | None = None
+    consumed_samples: float | None = None
+    param_groups: tuple[ParamGroupLR, ...] = ()
+    has_optimizer_state: bool | None = None
+    scheduler: SchedulerState | None = None
+    config: SavedConfig | None = None
+    hostile_calls: tuple[str, ...] = ()
+    unknown_calls: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete_reasons
+
+    @property
+    def lrs(self) -> list[float | None]:
+        return [g.lr for g in self.param_groups]
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _find_param_groups(node: Any, depth: int = 0) -> list[dict] | None:
+    """The first ``param_groups`` list in an optimizer state (Lightning or megatron-core)."""
+    if depth > 4:
+        return None
+    if isinstance(node, dict):
+        groups = node.get(PARAM_GROUPS_KEY)
+        if isinstance(groups, list) and all(isinstance(g, dict) for g in groups):
+            return groups
+        children = node.values()
+    elif isinstance(node, (list, tuple)):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_param_groups(child, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _optimizer_part(state: dict) -> Any:
+    for key in (OPTIMIZER_STATES_KEY, OPTIMIZER_KEY):
+        part = state.get(key)
+        if part:
+            return part
+    return None
+
+
+def _scheduler(state: dict) -> SchedulerState | None:
+    scheds = state.get(LR_SCHEDULERS_KEY)
+    if not isinstance(scheds, list) or not scheds or not isinstance(scheds[0], dict):
+        return None
+    s = scheds[0]
+    base = s.get("base_lrs")
+    return SchedulerState(
+        base_lrs=tuple(x for x in (_num(b) for b in base) if x is not None) if isinstance(base, list) else (),
+        min_lr=_num(s.get("min_lr")),
+        max_steps=_int(s.get("max_steps")),
+        warmup_steps=_int(s.get("warmup_steps")),
+        constant_steps=_int(s.get("constant_steps")),
+        decay_steps=_int(s.get("decay_steps")),
+        last_epoch=_int(s.get("last_epoch")),
+    )
+
+
+def _consumed_samples(state: dict) -> float | None:
+    direct = _num(state.get(CONSUMED_SAMPLES_KEY))
+    if direct is not None:
+        return direct
+    # Lightning keeps each datamodule's state_dict under its class name; NeMo's data modules
+    # store {"consumed_samples": N} there.
+    for value in state.values():
+        if isinstance(value, dict):
+            found = _num(value.get(CONSUMED_SAMPLES_KEY))
+            if found is not None:
+                return found
+    return None
+
+
+def _from_trainer_state(loc: CheckpointLocation, pickled: Unpickled, reasons: list[str]) -> dict[str, Any]:
+    state = pickled.value
+    if not isinstance(state, dict):
+        reasons.append("trainer state is not a dict; not a Lightning/NeMo checkpoint")
+        return {}
+    optim = _optimizer_part(state)
+    groups = _find_param_groups(optim) or []
+    return {
+        "step": _int(state.get(GLOBAL_STEP_KEY)),
+        "epoch": _int(state.get(EPOCH_KEY)),
+        "consumed_samples": _consumed_samples(state),
+        "param_groups": tuple(
+            ParamGroupLR(_num(g.get("lr")), _num(g.get("initial_lr")), _num(g.get("max_lr")), _num(g.get("min_lr")))
+            for g in groups
+        ),
+        "has_optimizer_state": optim is not None,
+        "scheduler": _scheduler(state),
+        "hostile_calls": tuple(dict.fromkeys(pickled.hostile_calls)),
+        "unknown_calls": tuple(dict.fromkeys(c for c in pickled.calls if c not in pickled.hostile_calls)),
+    }
+
+
+def _state_file(loc: CheckpointLocation) -> Path:
+    return loc.path / WEIGHTS_DIR / COMMON_PT if loc.format == FORMAT_MEGATRON else loc.path
+
+
+def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
+    """Read one checkpoint's state and every reason it cannot be resumed from.
+
+    Never raises for a broken checkpoint: what cannot be read becomes an incomplete reason,
+    so one bad folder does not hide the good ones beside it.
+    """
+    reasons = list(loc.layout_reasons)
+    if loc.unfinished_marker.exists():
+        reasons.append(f"save was interrupted: {loc.unfinished_marker.name} marker is present")
+    fields: dict[str, Any] = {}
+    notes: list[str] = []
+    if loc.format == FORMAT_MEGATRON:
+        reasons += weights_problems(loc.path / WEIGHTS_DIR)
+    if loc.format in (FORMAT_MEGATRON, FORMAT_LIGHTNING):
+        state_file = _state_file(loc)
+        rel = state_file.name if loc.format == FORMAT_LIGHTNING else f"{WEIGHTS_DIR}/{COMMON_PT}"
+        try:
+            fields = _from_trainer_state(loc, read_torch_file(state_file), reasons)
+        except FileNotFoundError:
+            pass  # weights_problems already said common.pt is missing
+        except PermissionError:
+            reasons.append(f"{rel} is not readable (permission denied)")
+        except IsADirectoryError:
+            reasons.append(f"{rel} is a directory, not a checkpoint file")
+        except OSError as exc:
+            reasons.append(f"{rel} is unreadable ({exc.strerror or exc})")
+        except UnreadablePickle as exc:
+            reasons.append(f"{rel}: {exc}")
+    if fields.get("hostile_calls"):
+        reasons.append(f"trainer state pickle calls {', '.join(fields['hostile_calls'])}; refusing to load it")
+    if fields.get("step") is None and loc.step_from_name is not None:
+        fields["step"] = loc.step_from_name
+        notes.append("step taken from the folder name; the trainer state could not be read")
+    if fields.get("consumed_samples") is None and loc.consumed_samples_from_name is not None:
+        fields["consumed_samples"] = loc.consumed_samples_from_name
+    config = None
+    if loc.context_dir is not None:
+        try:
+            config = read_saved_config(loc.context_dir)
+        except (OSError, ValueError) as exc:
+            notes.append(f"context/io.json not read: {exc}")
+    return CheckpointState(
+        location=loc, incomplete_reasons=tuple(reasons), config=config, notes=tuple(notes), **fields
+    )

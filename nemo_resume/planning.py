@@ -1,0 +1,170 @@
+"""The resume plan: which checkpoint, which schedule, and the proof that it will not fail.
+
+Data flows one way: checkpoint state (inspection) -> choice -> policy decision -> plan.
+The plan is plain data; :mod:`nemo_resume.callback` applies it inside the run and
+:mod:`nemo_resume.check` verifies it against NeMo's real scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nemo_resume.choice import Choice, choose_checkpoint
+from nemo_resume.policy import Decision, decide, unsafe_reason
+from nemo_resume.problems import Problem, cosine_state
+from nemo_resume.request import ScheduleRequest
+from nemo_resume.schedule import CosineState, lr_at
+
+# Plan problem codes (stable).
+NO_USABLE_CHECKPOINT = "NO_USABLE_CHECKPOINT"
+POLICY_REFUSED = "POLICY_REFUSED"
+NO_SCHEDULER_STATE = "NO_SCHEDULER_STATE"
+LR_JUMP = "LR_JUMP"
+JUMP_TOLERANCE = 0.01  # relative LR change at the resume step reported as a jump
+
+MODE_FRESH, MODE_RESUME, MODE_WEIGHTS = "fresh", "resume", "restore-weights"
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """Everything a launch needs to resume safely, and everything a user needs to see why.
+
+    Attributes:
+        mode: ``fresh`` (step 0), ``resume`` (full restore), ``restore-weights`` (weights only,
+            new optimizer and schedule from step 0: NeMo's RestoreConfig).
+        checkpoint: the checkpoint path, or None for a fresh start.
+        resume_step: the checkpoint's step (0 for fresh and restore-weights).
+        saved: the schedule the checkpoint would restore, if any.
+        decision: the LR policy's outcome (resume mode only).
+    """
+
+    request: ScheduleRequest
+    choice: Choice
+    mode: str
+    checkpoint: str | None
+    resume_step: int
+    saved: CosineState | None
+    decision: Decision | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def schedule(self) -> CosineState:
+        """The schedule the run follows from ``resume_step`` on."""
+        if self.mode == MODE_RESUME and self.saved is not None and self.decision is not None:
+            return self.decision.effective(self.saved)
+        return self.request.cosine_state()
+
+    @property
+    def target(self) -> CosineState | None:
+        """Scheduler state the callback writes after the restore (None: leave it as restored)."""
+        return self.decision.target if self.mode == MODE_RESUME and self.decision else None
+
+    def key_steps(self) -> list[int]:
+        s, start, end = self.schedule, self.resume_step, self.request.max_steps
+        steps = {start, start + 1, (start + end) // 2, end}
+        if s.warmup_steps > start:
+            steps |= {s.warmup_steps, s.warmup_steps + 1}
+        return sorted(x for x in steps if start <= x <= end)
+
+    def schedule_points(self) -> list[tuple[int, list[float]]]:
+        if not self.ok:
+            return []
+        return [(step, lr_at(self.schedule, step)) for step in self.key_steps()]
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "ok": self.ok,
+            "mode": self.mode,
+            "checkpoint": self.checkpoint,
+            "why": self.choice.why,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.choice.skipped],
+            "weights_only_option": str(self.choice.weights_only.state.location.path) if self.choice.weights_only else None,
+            "policy": d.policy if d else None,
+            "resume_step": self.resume_step,
+            "jump": d.jump if d else 0.0,
+            "notes": list(d.notes) if d else [],
+            "request": self.request.to_json(),
+            "restored": _state_json(self.saved, self.resume_step) if self.saved else None,
+            "target": _state_json(self.target, self.resume_step) if self.target else None,
+            "schedule": [[step, lrs] for step, lrs in self.schedule_points()],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def _state_json(s: CosineState, last_epoch: int) -> dict[str, Any]:
+    return {
+        "base_lrs": list(s.base_lrs),
+        "min_lr": s.min_lr,
+        "max_steps": s.max_steps,
+        "warmup_steps": s.warmup_steps,
+        "constant_steps": s.constant_steps,
+        "decay_steps": s.decay,
+        "last_epoch": last_epoch,
+    }
+
+
+def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> ResumePlan:
+    problems = []
+    if choice.error:
+        problems.append(Problem(NO_USABLE_CHECKPOINT, "error", choice.error))
+    ckpt = str(choice.weights_only.state.location.path) if mode == MODE_WEIGHTS and choice.weights_only else None
+    return ResumePlan(request, choice, mode, ckpt, 0, None, None, tuple(problems))
+
+
+def plan_resume(
+    run_dir: Path | str,
+    request: ScheduleRequest,
+    *,
+    resume: str = "auto",
+    policy: str = "auto",
+    restart_from_weights: bool = False,
+) -> ResumePlan:
+    """Choose the checkpoint and the schedule for ``request``; never silently start over.
+
+    Args:
+        run_dir: the run folder (searched recursively) or a checkpoint.
+        request: the validated schedule asked for.
+        resume: ``auto``, ``never`` or a checkpoint path.
+        policy: an LR policy from :data:`nemo_resume.policy.POLICIES`.
+        restart_from_weights: take the newest weights-only checkpoint (a finished run) as
+            initial weights with a fresh optimizer and schedule, instead of a full resume.
+
+    Raises:
+        NemoResumeError: ``resume`` names something that is not a checkpoint.
+    """
+    choice = choose_checkpoint(run_dir, resume)
+    if restart_from_weights:
+        if choice.weights_only is None:
+            err = f"--restart-from-weights: no weights-only checkpoint newer than the resumable ones under {run_dir}"
+            return ResumePlan(request, choice, MODE_WEIGHTS, None, 0, None, None, (Problem(NO_USABLE_CHECKPOINT, "error", err),))
+        return _fresh(request, choice, MODE_WEIGHTS)
+    chosen = choice.checkpoint
+    if chosen is None:
+        return _fresh(request, choice)
+    state = chosen.state
+    step = state.scheduler.last_epoch if state.scheduler and state.scheduler.last_epoch is not None else state.step
+    saved = cosine_state(state.scheduler) if state.scheduler else None
+    path = str(state.location.path)
+    if saved is None:
+        problem = Problem(NO_SCHEDULER_STATE, "error", f"{path} holds no readable scheduler state; cannot plan the LR")
+        return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (problem,))
+    decision = decide(saved, step, request, policy)
+    problems = []
+    if decision.refused:
+        problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", step))
+    else:
+        why = unsafe_reason(decision.effective(saved), step, request.max_steps)
+        if why:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
+            problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {why}", step))
+        elif decision.jump > JUMP_TOLERANCE:
+            problems.append(
+                Problem(LR_JUMP, "warning", f"the LR changes by {decision.jump:.1%} at the resume step {step}", step)
+            )
+    return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, tuple(problems))

@@ -1,0 +1,91 @@
+"""The LR schedule a user asks for, validated before anything is built or launched."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.schedule import CosineState
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """A cosine schedule as NeMo's ``CosineAnnealingScheduler`` takes it, every field explicit.
+
+    Attributes:
+        lr: the peak LR of the base param group (``optim.config.lr``).
+        min_lr: the floor the cosine decays to; 0 stays 0 (unlike ``pytorch_adam_with_cosine_annealing``).
+        max_steps: the step the decay ends at (``trainer.max_steps``; NeMo copies it into the scheduler).
+        warmup_steps: linear warmup length; NeMo's warmup LR is ``lr * (step + 1) / (warmup_steps + 1)``.
+        constant_steps: steps held at ``min_lr`` after the decay (NeMo's name; its class default is 80000).
+        lr_mults: one multiplier per extra param group (``lr_mult``), each group's LR is ``lr * mult``.
+
+    Raises:
+        NemoResumeError: from ``__post_init__``, naming the value to change.
+    """
+
+    lr: float
+    min_lr: float
+    max_steps: int
+    warmup_steps: int = 0
+    constant_steps: int = 0
+    lr_mults: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "min_lr"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise NemoResumeError(f"{name}={v} must be a finite number >= 0")
+        for name in ("max_steps", "warmup_steps", "constant_steps"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise NemoResumeError(f"{name}={v} must be a whole number >= 0")
+        if self.max_steps < 1:
+            raise NemoResumeError(f"max_steps={self.max_steps} must be at least 1")
+        for mult in self.lr_mults:
+            if not math.isfinite(mult) or mult <= 0:
+                raise NemoResumeError(f"lr multiplier {mult} must be a finite number > 0")
+        for i, group_lr in enumerate(self.base_lrs):
+            if not group_lr > self.min_lr:
+                what = "lr" if i == 0 else f"lr * lr_mult[{i - 1}] = {group_lr:g}"
+                raise NemoResumeError(
+                    f"{what} ({group_lr:g}) must be above min_lr ({self.min_lr:g}): NeMo's CosineAnnealing raises "
+                    f"'received an initial learning rate that was lower than the minimum learning rate' "
+                    f"after warmup; lower min_lr (e.g. --min-lr {group_lr / 10:g}) or raise the LR"
+                )
+        if self.warmup_steps + self.constant_steps > self.max_steps:
+            raise NemoResumeError(
+                f"warmup_steps ({self.warmup_steps}) + constant_steps ({self.constant_steps}) > max_steps "
+                f"({self.max_steps}); lower warmup_steps or constant_steps"
+            )
+        if self.constant_steps > 0 and len(set(self.base_lrs)) > 1:
+            raise NemoResumeError(
+                f"constant_steps={self.constant_steps} with per-group LRs {list(self.base_lrs)}: NeMo's CosineAnnealing "
+                "then gives every group group 0's LR; use constant_steps=0"
+            )
+
+    @property
+    def base_lrs(self) -> tuple[float, ...]:
+        return (self.lr, *(self.lr * m for m in self.lr_mults))
+
+    def cosine_state(self) -> CosineState:
+        """What NeMo's scheduler holds right after construction from this request."""
+        return CosineState(
+            base_lrs=self.base_lrs,
+            min_lr=self.min_lr,
+            max_steps=self.max_steps,
+            warmup_steps=self.warmup_steps,
+            constant_steps=self.constant_steps,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "min_lr": self.min_lr,
+            "max_steps": self.max_steps,
+            "warmup_steps": self.warmup_steps,
+            "constant_steps": self.constant_steps,
+            "lr_mults": list(self.lr_mults),
+        }

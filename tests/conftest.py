@@ -1,0 +1,131 @@
+"""Shared fixtures: REAL checkpoints written by NeMo 2 / Lightning / megatron-core on CPU.
+
+Nothing here is hand-written: every fixture runs the real libraries (``nemo_resume.smoke.train`` and
+``nemo_resume.testing.megatron_ckpt``). The fixtures are session-scoped and built lazily, in
+``tmp_path_factory`` folders, so a test session pays for each one at most once:
+
+- ``incident_run``           the incident: lr=1e-5 < min_lr=3e-5, warmup 500, max_steps 1000, checkpoint at 499;
+                             dies with NeMo's ValueError at global_step 501 (about 5 s)
+- ``incident_ckpt``          its Lightning checkpoint at step 499 (``.../checkpoints/smoke--step=499.ckpt``)
+- ``incident_resume_run``    stock NeMo resume of ``incident_ckpt`` with min_lr=1e-6: dies again at 501
+- ``finished_run``           a 300-step run that finished; its step-300 checkpoints are weights-only
+- ``megatron_incident_ckpt`` Megatron ``weights/`` + ``context/`` layout of the step-499 checkpoint (about 12 s)
+- ``megatron_finished_ckpt`` the same, weights-only, from the finished run's step-300 checkpoint
+
+Tests that use them need the ``nemo`` extra: mark them ``@pytest.mark.nemo`` (they are skipped when
+``nemo`` is not installed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[1]
+if importlib.util.find_spec("nemo_resume") is None:  # plain `pytest` without an installed package
+    sys.path.insert(0, str(_ROOT))
+
+HAVE_NEMO = importlib.util.find_spec("nemo") is not None and importlib.util.find_spec("lightning") is not None
+
+#: NeMo's own message (nemo/core/optim/lr_scheduler.py, CosineAnnealing._get_lr), after the object repr.
+NEMO_MIN_LR_ERROR = "received an initial learning rate that was lower than the minimum learning rate."
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAVE_NEMO:
+        return
+    skip = pytest.mark.skip(reason="needs the nemo extra (nemo_toolkit, lightning, megatron-core)")
+    for item in items:
+        if "nemo" in item.keywords:
+            item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+
+@pytest.fixture(scope="session")
+def incident_config():
+    """The incident's knobs: the Qwen2.5 pretrain defaults with only ``lr`` lowered to 1e-5."""
+    from nemo_resume.smoke import SmokeConfig
+
+    return SmokeConfig(
+        lr=1e-5,
+        min_lr=3e-5,
+        warmup_steps=500,
+        max_steps=1000,
+        constant_steps=0,
+        checkpoint_every=499,
+        save_last=True,
+        name="smoke",
+    )
+
+
+@pytest.fixture(scope="session")
+def finished_config():
+    from nemo_resume.smoke import SmokeConfig
+
+    return SmokeConfig(lr=1e-3, min_lr=1e-4, warmup_steps=50, max_steps=300, checkpoint_every=100, name="smoke")
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+@pytest.fixture(scope="session")
+def incident_run(tmp_path_factory, incident_config):
+    """SmokeResult of the incident run: died at global_step 501, checkpoint at 499 (+ its -last twin)."""
+    from nemo_resume.smoke.train import train
+
+    return train(incident_config, tmp_path_factory.mktemp("incident"))
+
+
+@pytest.fixture(scope="session")
+def incident_ckpt(incident_run) -> Path:
+    """The Lightning ``.ckpt`` saved at global_step 499 (LR 1e-5 * 500/501 in its param group)."""
+    return incident_run.checkpoint_at(499)
+
+
+@pytest.fixture(scope="session")
+def incident_resume_run(tmp_path_factory, incident_config, incident_ckpt):
+    """Stock NeMo resume (``AutoResume(resume_from_path=...)``) of the step-499 checkpoint with min_lr=1e-6."""
+    from nemo_resume.smoke.train import train
+
+    log_dir = tmp_path_factory.mktemp("incident_resume")
+    return train(incident_config.with_(min_lr=1e-6), log_dir, resume_from=incident_ckpt)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, finished_config):
+    """A 300-step run that finished; checkpoints at 100, 200 (with optimizer) and 300 (weights only)."""
+    from nemo_resume.smoke.train import train
+
+    return train(finished_config, tmp_path_factory.mktemp("finished"))
+
+
+# ---------------------------------------------------------------------------------------------- megatron
+
+
+def _megatron_name(step: int, global_batch_size: int = 8) -> str:
+    """The recipes' folder name, ``{model_name}--{val_loss:.2f}-{step}-{consumed_samples}`` as Lightning
+    formats it without those metrics."""
+    return f"model_name=0--val_loss=0.00-step={step}-consumed_samples={float(step * global_batch_size)}"
+
+
+@pytest.fixture(scope="session")
+def megatron_incident_ckpt(tmp_path_factory, incident_ckpt) -> Path:
+    """``.../checkpoints/model_name=0--val_loss=0.00-step=499-consumed_samples=3992.0`` with weights/ + context/."""
+    from nemo_resume.testing.megatron_ckpt import write_megatron_checkpoint
+
+    out = tmp_path_factory.mktemp("megatron_incident") / "checkpoints" / _megatron_name(499)
+    return write_megatron_checkpoint(incident_ckpt, out)
+
+
+@pytest.fixture(scope="session")
+def megatron_finished_ckpt(tmp_path_factory, finished_run) -> Path:
+    """Weights-only Megatron layout of the finished run's step-300 checkpoint (no optimizer, no lr_schedulers)."""
+    from nemo_resume.testing.megatron_ckpt import write_megatron_checkpoint
+
+    out = tmp_path_factory.mktemp("megatron_finished") / "checkpoints" / _megatron_name(300)
+    return write_megatron_checkpoint(finished_run.checkpoint_at(300), out, weights_only=True)
