@@ -22,7 +22,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -465,6 +465,17 @@ def _evaluate(scheduler: Any, steps: Sequence[int], label: str) -> Curve:
     return Curve(label, np.asarray(ok_steps, dtype=np.int64), lrs, failure)  # type: ignore[arg-type]
 
 
+def _prepend(curve: Curve, step: int, lrs: tuple[float, ...] | None, label: str) -> Curve:
+    if lrs is None:
+        return replace(curve, label=label)
+    return replace(
+        curve,
+        label=label,
+        steps=np.concatenate([[step], curve.steps]).astype(np.int64),
+        lrs=np.vstack([np.asarray(lrs, dtype=np.float64)[None, :], curve.lrs]),
+    )
+
+
 def _lr_or_none(scheduler: Any, step: int) -> tuple[float, ...] | None:
     with _probing(scheduler) as lr_at_step:
         try:
@@ -554,12 +565,13 @@ def check_schedule(
             notes.append("no plan: Lightning's restore wins, so the checkpoint's schedule continues")
 
     fields = _fields(live)
-    # A resume's curve starts at the resume step: the LR the resumed run starts with.
-    probe_from = start if resume is None else resume.step
-    main = _evaluate(live, _probe_steps(fields, probe_from, end, (start,)), "schedule" if resume is None else "planned")
+    main = _evaluate(live, _probe_steps(fields, start, end, () if resume is None else (resume.step,)), "schedule")
+    if resume is not None:
+        # The resumed run computes LRs from resume step + 1; its curve also shows the LR it starts with.
+        main = _prepend(main, resume.step, jump.after if jump else None, "planned")
     if resume is None or resume.target is not None:
         curves.append(main)
-    notes += _mirror_note(fields, probe_from, end, main.failure)
+    notes += _mirror_note(fields, start, end, main.failure)
     checks = _run_checks(state, resume, live, fields, main, start, end, jump, max_jump)
     return CheckResult(
         request=state,

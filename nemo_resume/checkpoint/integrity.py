@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from nemo_resume.constants import (
@@ -16,6 +17,7 @@ from nemo_resume.constants import (
     DCP_METADATA,
     KNOWN_SHARDED_BACKENDS,
     METADATA_JSON,
+    OPTIMIZER_KEY,
 )
 from nemo_resume.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
 
@@ -34,12 +36,37 @@ def _backend_problem(weights: Path) -> str | None:
     return None
 
 
-def shard_extents(metadata: Unpickled) -> dict[str, int]:
-    """Shard file -> the number of bytes the metadata says it must hold at least."""
+@dataclass(frozen=True)
+class WeightsReport:
+    """What ``weights/`` says without reading a shard: its problems and the keys it stores."""
+
+    problems: tuple[str, ...]
+    keys: frozenset[str] = frozenset()
+
+    @property
+    def has_optimizer_state(self) -> bool:
+        # megatron-core saves optimizer state under "optimizer.*" keys (the distributed optimizer
+        # also pickles its param_groups there, as a ShardedObject).
+        return any(k.startswith(OPTIMIZER_KEY + ".") for k in self.keys)
+
+
+def _storage_table(metadata: Unpickled) -> dict:
     root = metadata.value
     storage = root.field("storage_data", {}) if isinstance(root, Opaque) else None
     if not isinstance(storage, dict):
         raise UnreadablePickle("has no storage_data table; not a torch DCP .metadata file")
+    return storage
+
+
+def _stored_keys(metadata: Unpickled) -> frozenset[str]:
+    root = metadata.value
+    table = root.field("state_dict_metadata", {}) if isinstance(root, Opaque) else {}
+    return frozenset(k for k in table if isinstance(k, str)) if isinstance(table, dict) else frozenset()
+
+
+def shard_extents(metadata: Unpickled) -> dict[str, int]:
+    """Shard file -> the number of bytes the metadata says it must hold at least."""
+    storage = _storage_table(metadata)
     need: dict[str, int] = {}
     for info in storage.values():
         if not isinstance(info, Opaque):
@@ -70,9 +97,10 @@ def _shard_problems(weights: Path, extents: dict[str, int]) -> list[str]:
     return problems
 
 
-def weights_problems(weights: Path) -> list[str]:
-    """Every reason the ``weights/`` folder cannot be loaded, without reading a shard."""
-    problems = []
+def inspect_weights(weights: Path) -> WeightsReport:
+    """Every reason the ``weights/`` folder cannot be loaded, and its stored keys; no shard is read."""
+    problems: list[str] = []
+    keys: frozenset[str] = frozenset()
     backend = _backend_problem(weights)
     if backend:
         problems.append(backend)
@@ -81,11 +109,13 @@ def weights_problems(weights: Path) -> list[str]:
     meta_path = weights / DCP_METADATA
     if not meta_path.exists():
         problems.append(f"weights/{DCP_METADATA} is missing (torch DCP never wrote its index)")
-        return problems
+        return WeightsReport(tuple(problems))
     try:
-        problems += _shard_problems(weights, shard_extents(read_pickle_file(meta_path)))
+        metadata = read_pickle_file(meta_path)
+        problems += _shard_problems(weights, shard_extents(metadata))
+        keys = _stored_keys(metadata)
     except OSError as exc:
         problems.append(f"weights/{DCP_METADATA} is unreadable ({exc.strerror})")
     except UnreadablePickle as exc:
         problems.append(f"weights/{DCP_METADATA} is corrupt: {exc}")
-    return problems
+    return WeightsReport(tuple(problems), keys)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
-from nemo_resume.checkpoint.integrity import weights_problems
+from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
 from nemo_resume.constants import (
     COMMON_PT,
@@ -58,6 +58,7 @@ class SchedulerState:
     constant_steps: int | None
     decay_steps: int | None
     last_epoch: int | None
+    last_lrs: tuple[float, ...] = ()  # _last_lr: each group's LR at last_epoch
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class SchedulerState:
             "constant_steps": self.constant_steps,
             "decay_steps": self.decay_steps,
             "last_epoch": self.last_epoch,
+            "last_lr": list(self.last_lrs),
         }
 
 
@@ -105,6 +107,12 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def _floats(v: Any) -> tuple[float, ...]:
+    if not isinstance(v, (list, tuple)):
+        return ()
+    return tuple(x for x in (_num(b) for b in v) if x is not None)
+
+
 def _find_param_groups(node: Any, depth: int = 0) -> list[dict] | None:
     """The first ``param_groups`` list in an optimizer state (Lightning or megatron-core)."""
     if depth > 4:
@@ -138,15 +146,15 @@ def _scheduler(state: dict) -> SchedulerState | None:
     if not isinstance(scheds, list) or not scheds or not isinstance(scheds[0], dict):
         return None
     s = scheds[0]
-    base = s.get("base_lrs")
     return SchedulerState(
-        base_lrs=tuple(x for x in (_num(b) for b in base) if x is not None) if isinstance(base, list) else (),
+        base_lrs=_floats(s.get("base_lrs")),
         min_lr=_num(s.get("min_lr")),
         max_steps=_int(s.get("max_steps")),
         warmup_steps=_int(s.get("warmup_steps")),
         constant_steps=_int(s.get("constant_steps")),
         decay_steps=_int(s.get("decay_steps")),
         last_epoch=_int(s.get("last_epoch")),
+        last_lrs=_floats(s.get("_last_lr")),
     )
 
 
@@ -201,15 +209,17 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
         reasons.append(f"save was interrupted: {loc.unfinished_marker.name} marker is present")
     fields: dict[str, Any] = {}
     notes: list[str] = []
+    weights: WeightsReport | None = None
     if loc.format == FORMAT_MEGATRON:
-        reasons += weights_problems(loc.path / WEIGHTS_DIR)
+        weights = inspect_weights(loc.path / WEIGHTS_DIR)
+        reasons += weights.problems
     if loc.format in (FORMAT_MEGATRON, FORMAT_LIGHTNING):
         state_file = _state_file(loc)
         rel = state_file.name if loc.format == FORMAT_LIGHTNING else f"{WEIGHTS_DIR}/{COMMON_PT}"
         try:
             fields = _from_trainer_state(loc, read_torch_file(state_file), reasons)
         except FileNotFoundError:
-            pass  # weights_problems already said common.pt is missing
+            pass  # inspect_weights already said common.pt is missing
         except PermissionError:
             reasons.append(f"{rel} is not readable (permission denied)")
         except IsADirectoryError:
@@ -218,6 +228,13 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
             reasons.append(f"{rel} is unreadable ({exc.strerror or exc})")
         except UnreadablePickle as exc:
             reasons.append(f"{rel}: {exc}")
+    if weights is not None and fields and not fields["has_optimizer_state"]:
+        fields["has_optimizer_state"] = weights.has_optimizer_state
+    if fields.get("scheduler") and not fields.get("param_groups") and fields["scheduler"].last_lrs:
+        # The distributed optimizer pickles its param_groups inside a shard; the scheduler's
+        # _last_lr is the same per-group LR at the saved step.
+        fields["param_groups"] = tuple(ParamGroupLR(lr, base) for lr, base in zip(fields["scheduler"].last_lrs, fields["scheduler"].base_lrs))
+        notes.append("LR per group taken from the scheduler's _last_lr (param groups are inside the optimizer shards)")
     if fields.get("hostile_calls"):
         reasons.append(f"trainer state pickle calls {', '.join(fields['hostile_calls'])}; refusing to load it")
     if fields.get("step") is None and loc.step_from_name is not None:
