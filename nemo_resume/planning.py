@@ -158,11 +158,13 @@ def plan_resume(
     decision = decide(saved, step, request, policy)
     problems = []
     if decision.refused:
-        problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", step))
+        problems.append(
+            Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", decision.refused_step)
+        )
     else:
-        why = unsafe_reason(decision.effective(saved), step, request.max_steps)
-        if why:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
-            problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {why}", step))
+        unsafe = unsafe_reason(decision.effective(saved), step, request.max_steps)
+        if unsafe:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
+            problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {unsafe[0]}", unsafe[1]))
         elif decision.jump > JUMP_TOLERANCE:
             problems.append(
                 Problem(LR_JUMP, "warning", f"the LR changes by {decision.jump:.1%} at the resume step {step}", step)

@@ -9,7 +9,7 @@ with the reason and the step, when the resulting run would fail or silently flat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from nemo_resume.request import ScheduleRequest
@@ -27,6 +27,7 @@ class Decision:
         policy: the policy actually used (``auto`` resolves to ``keep`` or ``smooth``).
         target: scheduler state to write after the restore; None keeps the checkpoint's.
         refused: why no safe schedule exists under this policy (then ``target`` is unused).
+        refused_step: the step at which the refused schedule would fail or flatline.
         jump: the largest relative LR change at the resume step over the param groups.
         notes: what the user should know (which values win, alternatives).
     """
@@ -35,6 +36,7 @@ class Decision:
     target: CosineState | None
     refused: str | None = None
     jump: float = 0.0
+    refused_step: int | None = None
     notes: tuple[str, ...] = ()
 
     def effective(self, saved: CosineState) -> CosineState:
@@ -66,7 +68,7 @@ def _differences(saved: CosineState, request: ScheduleRequest) -> list[str]:
     return out
 
 
-def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> str | None:
+def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> tuple[str, int] | None:
     """Why continuing ``schedule`` from ``resume_step`` to ``max_steps`` fails or flatlines.
 
     None is the plan's guarantee: NeMo's checks pass at every step, and since each base LR is
@@ -74,19 +76,21 @@ def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> st
     """
     failure = first_failure(schedule, resume_step + 1, max(max_steps, resume_step + 1))
     if failure is not None:
-        return f"it fails at step {failure.step}: {failure.message}"
+        return f"it fails at step {failure.step}: {failure.message}", failure.step
     if max_steps > schedule.max_steps:
         return (
             f"its max_steps is {schedule.max_steps}, so the LR sits flat at min_lr ({schedule.min_lr:g}) "
-            f"from step {schedule.max_steps} to the requested {max_steps}"
+            f"from step {schedule.max_steps} to the requested {max_steps}",
+            schedule.max_steps,
         )
     return None
 
 
 def _keep(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
-    why = unsafe_reason(saved, resume_step, request.max_steps)
-    if why:
-        return Decision("keep", None, refused=f"keeping the checkpoint's schedule is unsafe: {why}")
+    unsafe = unsafe_reason(saved, resume_step, request.max_steps)
+    if unsafe:
+        why, step = unsafe
+        return Decision("keep", None, refused=f"keeping the checkpoint's schedule is unsafe: {why}", refused_step=step)
     return Decision("keep", None, notes=("the checkpoint's saved schedule continues unchanged",))
 
 
@@ -162,10 +166,13 @@ def decide(saved: CosineState, resume_step: int, request: ScheduleRequest, polic
         return _keep(saved, resume_step, request)
     if policy != "auto":
         raise ValueError(f"unknown policy {policy!r}")
-    if not diffs and unsafe_reason(saved, resume_step, request.max_steps) is None:
+    unsafe = unsafe_reason(saved, resume_step, request.max_steps)
+    if not diffs and unsafe is None:
         return _keep(saved, resume_step, request)
     decision = _smooth(saved, resume_step, request)
-    reason = "the request differs from the checkpoint (" + "; ".join(diffs) + ")" if diffs else (
-        "keeping the checkpoint's schedule is unsafe: " + str(unsafe_reason(saved, resume_step, request.max_steps))
+    reason = (
+        "the request differs from the checkpoint (" + "; ".join(diffs) + ")"
+        if diffs
+        else f"keeping the checkpoint's schedule is unsafe: {unsafe[0]}"
     )
-    return Decision(decision.policy, decision.target, decision.refused, decision.jump, (f"auto: {reason}", *decision.notes))
+    return replace(decision, notes=(f"auto: {reason}", *decision.notes))
