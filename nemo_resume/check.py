@@ -30,7 +30,7 @@ import numpy as np
 
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.request import ScheduleRequest
-from nemo_resume.schedule import CosineState, ScheduleFailure, first_failure
+from nemo_resume.schedule import CosineState, ScheduleFailure, first_failure, relative_jump
 
 # Steps evaluated every one when the horizon is at most this long; above it, a grid.
 DENSE_LIMIT = 5000
@@ -91,7 +91,7 @@ class ResumePoint:
         return {
             "step": self.step,
             "restored": dict(self.restored),
-            "target": _state_json(self.target) if self.target else None,
+            "target": self.target.to_json() if self.target else None,
         }
 
 
@@ -216,8 +216,8 @@ class CheckResult:
             "key_steps": [[s, list(lrs) if lrs is not None else None] for s, _, lrs in self.key_steps],
             "key_step_labels": [[s, label] for s, label, _ in self.key_steps],
             "failure": self.failure.to_json() if self.failure else None,
-            "request": _state_json(self.request),
-            "schedule": _state_json(self.schedule) if self.schedule else None,
+            "request": self.request.to_json(),
+            "schedule": self.schedule.to_json() if self.schedule else None,
             "horizon": {"start": self.start, "end": self.end},
             "resume": self.resume.to_json() if self.resume else None,
             "jump": self.jump.to_json() if self.jump else None,
@@ -559,7 +559,7 @@ def check_schedule(
         if before is None and isinstance(resume.restored.get("_last_lr"), list):
             before = tuple(float(x) for x in resume.restored["_last_lr"])
         after = _lr_or_none(live, resume.step) if resume.target is not None else before
-        jump = Jump(resume.step, before, after, _relative_change(before, after)) if after is not None else None
+        jump = Jump(resume.step, before, after, relative_jump(before, after) if before is not None else None) if after is not None else None
         curves.append(_evaluate(restored, _probe_steps(_fields(restored), 0, end, (resume.step,)), "restored"))
         if resume.target is None:
             notes.append("no plan: Lightning's restore wins, so the checkpoint's schedule continues")
@@ -871,28 +871,6 @@ def _request_notes(state: CosineState) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # Small helpers
-
-
-def _relative_change(before: tuple[float, ...] | None, after: tuple[float, ...]) -> float | None:
-    if before is None:
-        return None
-    worst = 0.0
-    for b, a in zip(before, after):
-        if b == a:
-            continue
-        worst = max(worst, abs(a - b) / abs(b) if b else math.inf)
-    return worst
-
-
-def _state_json(s: CosineState) -> dict[str, Any]:
-    return {
-        "base_lrs": list(s.base_lrs),
-        "min_lr": s.min_lr,
-        "max_steps": s.max_steps,
-        "warmup_steps": s.warmup_steps,
-        "constant_steps": s.constant_steps,
-        "decay_steps": s.decay,
-    }
 
 
 def _fmt(lrs: Sequence[float] | np.ndarray | None) -> str:

@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "inspect": ("nemo_resume.inspect", "read trainer state from NeMo 2 checkpoints"),
     "plan": ("nemo_resume.plan", "choose the checkpoint and LR schedule for a safe resume"),
+    "check": ("nemo_resume.check_cli", "step NeMo's real scheduler over the planned run"),
 }
 
 

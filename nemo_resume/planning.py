@@ -99,15 +99,7 @@ class ResumePlan:
 
 
 def _state_json(s: CosineState, last_epoch: int) -> dict[str, Any]:
-    return {
-        "base_lrs": list(s.base_lrs),
-        "min_lr": s.min_lr,
-        "max_steps": s.max_steps,
-        "warmup_steps": s.warmup_steps,
-        "constant_steps": s.constant_steps,
-        "decay_steps": s.decay,
-        "last_epoch": last_epoch,
-    }
+    return {**s.to_json(), "last_epoch": last_epoch}
 
 
 def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> ResumePlan:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from nemo_resume.request import ScheduleRequest
-from nemo_resume.schedule import CosineState, first_failure, lr_at
+from nemo_resume.schedule import CosineState, first_failure, lr_at, relative_jump
 
 Policy = Literal["keep", "smooth", "recompute", "strict", "auto"]
 POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict")
@@ -42,10 +42,6 @@ class Decision:
     def effective(self, saved: CosineState) -> CosineState:
         """The schedule the run follows after the resume step."""
         return saved if self.target is None else self.target
-
-
-def _jump(before: list[float], after: list[float]) -> float:
-    return max((abs(a - b) / b if b > 0 else (0.0 if a == b else math.inf)) for a, b in zip(after, before))
 
 
 def _differences(saved: CosineState, request: ScheduleRequest) -> list[str]:
@@ -114,7 +110,7 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
     return Decision(
         "smooth",
         target,
-        jump=_jump(current, lr_at(target, resume_step)),
+        jump=relative_jump(current, lr_at(target, resume_step)),
         notes=(
             f"cosine from the checkpoint's LR {', '.join(f'{x:.4g}' for x in current)} at step {resume_step} "
             f"to min_lr {request.min_lr:g} at step {request.max_steps}; written as warmup_steps={resume_step} "
@@ -125,7 +121,7 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
 
 def _recompute(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
     target = request.cosine_state()
-    jump = _jump(lr_at(saved, resume_step), lr_at(target, resume_step))
+    jump = relative_jump(lr_at(saved, resume_step), lr_at(target, resume_step))
     return Decision(
         "recompute",
         target,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 FailureKind = Literal["below_min_lr", "assert_max_lr_gt_min_lr", "assert_decay_ratio", "zero_division"]
 
@@ -40,6 +41,26 @@ class CosineState:
         if self.decay_steps is not None:
             return self.decay_steps
         return self.max_steps - (self.constant_steps + self.warmup_steps)
+
+    def to_json(self) -> dict[str, Any]:
+        """The scheduler ``state_dict`` fields this state sets (``load_state_dict`` takes them)."""
+        return {
+            "base_lrs": list(self.base_lrs),
+            "min_lr": self.min_lr,
+            "max_steps": self.max_steps,
+            "warmup_steps": self.warmup_steps,
+            "constant_steps": self.constant_steps,
+            "decay_steps": self.decay,
+        }
+
+
+def relative_jump(before: Sequence[float], after: Sequence[float]) -> float:
+    """The largest relative LR change between two per-group LR lists (inf from an LR of 0)."""
+    worst = 0.0
+    for b, a in zip(before, after):
+        if a != b:
+            worst = max(worst, abs(a - b) / abs(b) if b else math.inf)
+    return worst
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,7 @@ def _nemo_scheduler(s: CosineState) -> CosineAnnealing:
     params = [torch.nn.Parameter(torch.zeros(1)) for _ in s.base_lrs]
     opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, s.base_lrs)], lr=1.0)
     sched = CosineAnnealing(opt, max_steps=10, warmup_steps=1, constant_steps=0, min_lr=0.0)
-    sched.load_state_dict(
-        {
-            "base_lrs": list(s.base_lrs),
-            "min_lr": s.min_lr,
-            "max_steps": s.max_steps,
-            "warmup_steps": s.warmup_steps,
-            "constant_steps": s.constant_steps,
-            "decay_steps": s.decay,
-        }
-    )
+    sched.load_state_dict(s.to_json())
     return sched
 
 
