@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from lightning.pytorch import Callback
+from nemo.lightning import io
 
 from nemo_resume.apply import apply_schedule
 from nemo_resume.schedule import CosineState
@@ -18,10 +19,12 @@ from nemo_resume.schedule import CosineState
 log = logging.getLogger("nemo_resume")
 
 
-class ResumeScheduleCallback(Callback):
+class ResumeScheduleCallback(Callback, io.IOMixin):
     """Rewrite the restored scheduler and param groups to the planned schedule.
 
-    Its arguments are plain numbers and lists, so NeMo-Run can serialize it in a recipe.
+    Its arguments are plain numbers and lists, so NeMo-Run can serialize it in a recipe, and
+    as an IOMixin it is written to ``context/io.json`` as a class reference (a plain callback
+    would be cloudpickled there, which ``load_context`` then refuses).
 
     Args:
         resume_step: the checkpoint step the plan was made for; a run that resumed from any
@@ -71,4 +74,3 @@ class ResumeScheduleCallback(Callback):
             f"warmup_steps {before['warmup_steps']} -> {after['warmup_steps']}, lr {before['lr']} -> {after['lr']}"
         )
         log.warning(message)
-        print(message, flush=True)

@@ -22,6 +22,7 @@ NO_USABLE_CHECKPOINT = "NO_USABLE_CHECKPOINT"
 POLICY_REFUSED = "POLICY_REFUSED"
 NO_SCHEDULER_STATE = "NO_SCHEDULER_STATE"
 LR_JUMP = "LR_JUMP"
+SCHEDULE_FAILS = "SCHEDULE_FAILS"
 JUMP_TOLERANCE = 0.01  # relative LR change at the resume step reported as a jump
 
 MODE_FRESH, MODE_RESUME, MODE_WEIGHTS = "fresh", "resume", "restore-weights"
@@ -106,6 +107,10 @@ def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> 
     problems = []
     if choice.error:
         problems.append(Problem(NO_USABLE_CHECKPOINT, "error", choice.error))
+    # A validated request always passes; an unchecked one (--launch-anyway) may not.
+    unsafe = unsafe_reason(request.cosine_state(), -1, request.max_steps)
+    if unsafe:
+        problems.append(Problem(SCHEDULE_FAILS, "error", f"the requested schedule: {unsafe[0]}", unsafe[1]))
     ckpt = str(choice.weights_only.state.location.path) if mode == MODE_WEIGHTS and choice.weights_only else None
     return ResumePlan(request, choice, mode, ckpt, 0, None, None, tuple(problems))
 

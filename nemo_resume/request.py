@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nemo_resume.errors import NemoResumeError
@@ -21,6 +21,8 @@ class ScheduleRequest:
         warmup_steps: linear warmup length; NeMo's warmup LR is ``lr * (step + 1) / (warmup_steps + 1)``.
         constant_steps: steps held at ``min_lr`` after the decay (NeMo's name; its class default is 80000).
         lr_mults: one multiplier per extra param group (``lr_mult``), each group's LR is ``lr * mult``.
+        checked: False skips the validation below: only for reproducing a known-bad schedule on
+            purpose (``--launch-anyway``); the pre-launch check still reports what will fail.
 
     Raises:
         NemoResumeError: from ``__post_init__``, naming the value to change.
@@ -32,8 +34,11 @@ class ScheduleRequest:
     warmup_steps: int = 0
     constant_steps: int = 0
     lr_mults: tuple[float, ...] = ()
+    checked: bool = field(default=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.checked:
+            return
         for name in ("lr", "min_lr"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0:

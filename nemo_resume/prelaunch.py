@@ -1,0 +1,20 @@
+"""The check every launch runs first: the plan, stepped through NeMo's real scheduler."""
+
+from __future__ import annotations
+
+from nemo_resume.check import CheckResult, ResumePoint, check_schedule
+from nemo_resume.planning import MODE_RESUME, ResumePlan
+
+
+def check_plan(plan: ResumePlan) -> CheckResult:
+    """Check ``plan`` exactly as the run will execute it.
+
+    A fresh start is checked from step 0 with the requested schedule. A resume builds the
+    scheduler from the request (what the config gives), restores the checkpoint's saved state
+    over it (what Lightning does), then applies the plan's target (what the callback does).
+    """
+    resume = None
+    if plan.mode == MODE_RESUME and plan.saved is not None:
+        restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
+        resume = ResumePoint(plan.resume_step, restored, plan.target)
+    return check_schedule(plan.request.cosine_state(), resume=resume)

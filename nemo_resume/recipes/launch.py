@@ -1,0 +1,112 @@
+"""From recipe options to a running job: plan, check, build, then dry-run, smoke run or launch.
+
+The recipe scripts in ``recipes/`` call :func:`run_recipe`; each step is a function of its own
+so a copied script can reorder or replace one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nemo_resume.check import CheckResult
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
+from nemo_resume.prelaunch import check_plan
+from nemo_resume.recipes.options import RecipeOptions
+from nemo_resume.request import ScheduleRequest
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What is known before anything runs: the plan, the check, and any refusal."""
+
+    opts: RecipeOptions
+    plan: ResumePlan
+    check: CheckResult
+    request_error: str | None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why launching would be wrong, or None; ``--launch-anyway`` overrides it."""
+        if self.request_error:
+            return self.request_error
+        if not self.plan.ok:
+            return "; ".join(p.message for p in self.plan.problems if p.severity == "error")
+        if not self.check.ok:
+            f = self.check.first_problem
+            return f"the schedule check fails at step {f.step} ({f.name}): {f.reason}"
+        return None
+
+
+def prepare(opts: RecipeOptions) -> Prepared:
+    """Plan the resume for ``opts`` and check it with NeMo's real scheduler.
+
+    An invalid schedule is still planned, as NeMo would run it (the checkpoint's state kept,
+    no plan applied), and checked, so the report shows the step it fails at and
+    ``--launch-anyway`` can reproduce a known-bad run on purpose.
+    """
+    try:
+        request, error = opts.request(), None
+    except NemoResumeError as exc:
+        raw = (opts.lr, opts.min_lr, opts.max_steps, opts.warmup_steps, opts.constant_steps)
+        request, error = ScheduleRequest(*raw, checked=False), str(exc)
+    policy = "keep" if error else opts.lr_policy
+    plan = plan_resume(opts.run_dir, request, resume=opts.resume, policy=policy)
+    return Prepared(opts, plan, check_plan(plan), error)
+
+
+def executor(opts: RecipeOptions) -> Any:
+    """NeMo-Run's LocalExecutor (torchrun, one process per GPU) or SlurmExecutor."""
+    import nemo_run as run
+
+    if opts.executor == "local":
+        return run.LocalExecutor(ntasks_per_node=opts.gpus_per_node, launcher="torchrun")
+    s = opts.slurm
+    missing = [f"--{k}" for k in ("account", "partition") if not s.get(k)]
+    if missing:
+        raise NemoResumeError(f"--executor slurm needs {' and '.join(missing)}")
+    return run.SlurmExecutor(
+        account=s["account"],
+        partition=s["partition"],
+        time=s.get("time") or "04:00:00",
+        nodes=opts.num_nodes,
+        ntasks_per_node=opts.gpus_per_node,
+        gpus_per_node=opts.gpus_per_node,
+        container_image=s.get("container_image"),
+        container_mounts=list(s.get("mounts") or []),
+        tunnel=run.LocalTunnel(job_dir=str((opts.dir / "nemo_run").resolve())),
+    )
+
+
+def to_yaml(recipe: Any) -> str:
+    from nemo_run.core.serialization.yaml import YamlSerializer
+
+    return YamlSerializer().serialize(recipe)
+
+
+def launch(recipe: Any, opts: RecipeOptions, *, dryrun: bool) -> None:
+    """Hand the recipe to NeMo-Run; with ``dryrun`` it prints the launch command and runs nothing."""
+    import nemo_run as run
+
+    run.run(recipe, executor=executor(opts), name=opts.name, dryrun=dryrun, direct=False)
+
+
+def smoke(opts: RecipeOptions, plan: ResumePlan):
+    """The same schedule, checkpointing and resume plan on a tiny CPU model (nemo_resume.smoke).
+
+    NeMo's scheduler, optimizer module, ModelCheckpoint, NeMoLogger and AutoResume are the real
+    ones; the model and the strategy are not Megatron's (docs/smoke.md says what differs).
+    """
+    from nemo_resume.callback import ResumeScheduleCallback
+    from nemo_resume.smoke.train import SmokeConfig, train
+
+    cfg = SmokeConfig(
+        lr=opts.lr, min_lr=opts.min_lr, warmup_steps=opts.warmup_steps, max_steps=opts.max_steps,
+        constant_steps=opts.constant_steps, checkpoint_every=opts.checkpoint_every,
+        save_optim_on_train_end=True, name=opts.name,
+    )
+    callbacks = [ResumeScheduleCallback.from_state(plan.target, plan.resume_step)] if plan.target else []
+    resume_from = Path(plan.checkpoint) if plan.mode == MODE_RESUME and plan.checkpoint else None
+    return train(cfg, opts.dir, resume_from=resume_from, callbacks=callbacks)

@@ -1,0 +1,184 @@
+"""Every knob of the Qwen2.5 recipe scripts, with the defaults and where each comes from.
+
+The stock ``llm.qwen25_*`` recipes hide traps in defaults (facts file, section 4): the pretrain
+recipe keeps ``min_lr=3e-5`` when you lower ``lr``, and ``CosineAnnealingScheduler``'s class
+defaults are ``min_lr=6e-5, constant_steps=80000``. Here every schedule value is explicit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nemo_resume.policy import POLICIES
+from nemo_resume.request import ScheduleRequest
+
+Task = Literal["finetune", "pretrain"]
+
+# --size -> (NeMo recipe module under nemo.collections.llm, Hugging Face id of the base weights).
+# NeMo 2.7 has no qwen25_3b recipe module; the 3B model config exists (Qwen25Config3B), so 3B
+# is built from the 1.5B recipe with its model swapped (see qwen25.py).
+SIZES: dict[str, tuple[str, str]] = {
+    "0.5b": ("qwen25_500m", "Qwen/Qwen2.5-0.5B"),
+    "1.5b": ("qwen25_1p5b", "Qwen/Qwen2.5-1.5B"),
+    "3b": ("qwen25_3b", "Qwen/Qwen2.5-3B"),
+    "7b": ("qwen25_7b", "Qwen/Qwen2.5-7B"),
+    "14b": ("qwen25_14b", "Qwen/Qwen2.5-14B"),
+    "32b": ("qwen25_32b", "Qwen/Qwen2.5-32B"),
+    "72b": ("qwen25_72b", "Qwen/Qwen2.5-72B"),
+}
+
+# Defaults per task, each from the NeMo 2.7.3 source named beside it (docs/recipes.md).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "finetune": {
+        "lr": None,  # 1e-4 with LoRA/DoRA, 5e-6 full (qwen25_*.finetune_recipe)
+        "min_lr": 0.0,  # default_finetune_recipe: distributed_fused_adam_with_cosine_annealing(min_lr=0)
+        "warmup_steps": 50,  # default_finetune_recipe
+        "constant_steps": 0,
+        "max_steps": 1000,  # default_finetune_trainer
+        "global_batch_size": 128,  # default_finetune_recipe's SquadDataModule
+        "micro_batch_size": 1,
+        "seq_length": 2048,
+        "adam_beta2": 0.98,  # default_finetune_recipe
+        "checkpoint_every": 50,
+    },
+    "pretrain": {
+        "lr": 3e-4,  # qwen25_*.pretrain_recipe max_lr
+        "min_lr": None,  # 0.1 * lr: the stock 3e-5 at the stock lr, and never above a lowered lr
+        "warmup_steps": 500,  # pretrain_recipe
+        "constant_steps": 0,
+        "max_steps": 300_000,  # pretrain_recipe
+        "global_batch_size": 32,
+        "micro_batch_size": 2,
+        "seq_length": 4096,
+        "adam_beta2": 0.95,  # distributed_fused_adam_with_cosine_annealing
+        "checkpoint_every": 500,
+    },
+}
+SHARED_DEFAULTS: dict[str, Any] = {
+    "weight_decay": 0.1,  # distributed_fused_adam_with_cosine_annealing
+    "adam_beta1": 0.9,
+    "adam_eps": 1e-5,
+    "clip_grad": 1.0,
+}
+PEFT_LR = {"lora": 1e-4, "dora": 1e-4, "none": 5e-6}  # qwen25_*.finetune_recipe
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
+    """One recipe invocation. Schedule values are raw: validation is the pre-launch check's job,
+    so ``--launch-anyway`` can still reproduce a known-bad schedule on purpose (the demo does)."""
+
+    task: Task
+    size: str
+    peft: str
+    lr: float
+    min_lr: float
+    warmup_steps: int
+    constant_steps: int
+    max_steps: int
+    dir: Path
+    name: str
+    data: Path | None = None
+    seq_length: int = 2048
+    global_batch_size: int = 128
+    micro_batch_size: int = 1
+    tp: int = 1
+    pp: int = 1
+    cp: int = 1
+    num_nodes: int = 1
+    gpus_per_node: int = 8
+    checkpoint_every: int = 50
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    adam_eps: float = 1e-5
+    clip_grad: float = 1.0
+    resume: str = "auto"
+    lr_policy: str = "auto"
+    executor: str = "local"
+    slurm: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def run_dir(self) -> Path:
+        """Where NeMoLogger writes this run (``<dir>/<name>``, checkpoints in ``checkpoints/``)."""
+        return self.dir / self.name
+
+    def request(self) -> ScheduleRequest:
+        """The validated schedule; raises NemoResumeError naming the value to change."""
+        return ScheduleRequest(self.lr, self.min_lr, self.max_steps, self.warmup_steps, self.constant_steps)
+
+
+def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
+    d = {**SHARED_DEFAULTS, **DEFAULTS[task]}
+    p = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("model and data")
+    g.add_argument("--size", choices=list(SIZES), default="0.5b")
+    g.add_argument("--peft", choices=["lora", "dora", "none"], default="lora" if task == "finetune" else "none")
+    g.add_argument("--data", type=Path, help="finetune: a FineTuningDataModule folder or a JSONL of "
+                   "instruction/input/output records; pretrain: a Megatron dataset prefix. Default: NeMo's mock data")
+    g.add_argument("--seq-length", type=int, default=d["seq_length"])
+    g.add_argument("--global-batch-size", type=int, default=d["global_batch_size"])
+    g.add_argument("--micro-batch-size", type=int, default=d["micro_batch_size"])
+    g = p.add_argument_group("schedule and optimizer (all explicit; see docs/recipes.md)")
+    g.add_argument("--lr", type=float, default=d["lr"], help="peak LR (finetune default: 1e-4 LoRA/DoRA, 5e-6 full)")
+    g.add_argument("--min-lr", type=float, default=d["min_lr"], help="cosine floor (pretrain default: 0.1 x lr)")
+    g.add_argument("--max-steps", type=int, default=d["max_steps"])
+    g.add_argument("--warmup-steps", type=int, default=None, help=f"default {d['warmup_steps']}")
+    g.add_argument("--warmup-ratio", type=float, help="warmup as a fraction of --max-steps (instead of --warmup-steps)")
+    g.add_argument("--constant-steps", type=int, default=d["constant_steps"])
+    for flag in ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad"):
+        g.add_argument("--" + flag.replace("_", "-"), type=float, default=d[flag])
+    g = p.add_argument_group("parallelism and launch")
+    for flag in ("tp", "pp", "cp", "num_nodes"):
+        g.add_argument("--" + flag.replace("_", "-"), type=int, default=1)
+    g.add_argument("--gpus-per-node", type=int, default=8)
+    g.add_argument("--executor", choices=["local", "slurm"], default="local")
+    for flag in ("account", "partition", "time", "container_image"):
+        g.add_argument("--" + flag.replace("_", "-"), help="slurm executor")
+    g.add_argument("--mount", action="append", default=[], help="slurm container mount SRC:DST (repeat)")
+    g = p.add_argument_group("run folder, checkpoints and resume")
+    g.add_argument("--dir", type=Path, default=Path("results"), help="log dir (default: %(default)s)")
+    g.add_argument("--name", default=f"qwen25_{task}")
+    g.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="save every N steps")
+    g.add_argument("--resume", default="auto", help="auto | never | PATH (default: auto)")
+    g.add_argument("--lr-policy", choices=POLICIES, default="auto")
+    g = p.add_argument_group("actions")
+    g.add_argument("--dry-run", action="store_true", help="print config, plan, check and launch command; run nothing")
+    g.add_argument("--to-yaml", type=Path, help="write the NeMo-Run config as YAML")
+    g.add_argument("--smoke", action="store_true", help="run this schedule and resume plan on a tiny CPU model")
+    g.add_argument("--launch-anyway", action="store_true", help="launch even if the schedule check fails")
+    g.add_argument("--json", action="store_true", help="print the plan and check as JSON instead of tables")
+    return p
+
+
+def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
+    """Resolve defaults that depend on other flags, and say so in ``notes``."""
+    d = DEFAULTS[task]
+    notes = []
+    lr = args.lr if args.lr is not None else PEFT_LR[args.peft]
+    min_lr = args.min_lr
+    if min_lr is None:
+        min_lr = float(f"{0.1 * lr:.6g}")  # 1e-06, not 1.0000000000000002e-06, in configs
+        notes.append(f"--min-lr not given: using 0.1 x lr = {min_lr:g} (the stock recipe keeps 3e-05 whatever lr is)")
+    warmup = args.warmup_steps
+    if args.warmup_ratio is not None:
+        warmup = int(args.warmup_ratio * args.max_steps)
+        notes.append(f"--warmup-ratio {args.warmup_ratio} of {args.max_steps} steps = {warmup} warmup steps")
+    elif warmup is None:
+        warmup = d["warmup_steps"]
+    slurm = {k: getattr(args, k) for k in ("account", "partition", "time", "container_image")}
+    slurm["mounts"] = list(args.mount)
+    return RecipeOptions(
+        task=task, size=args.size, peft=args.peft, lr=lr, min_lr=min_lr, warmup_steps=warmup,
+        constant_steps=args.constant_steps, max_steps=args.max_steps, dir=args.dir, name=args.name,
+        data=args.data, seq_length=args.seq_length, global_batch_size=args.global_batch_size,
+        micro_batch_size=args.micro_batch_size, tp=args.tp, pp=args.pp, cp=args.cp, num_nodes=args.num_nodes,
+        gpus_per_node=args.gpus_per_node, checkpoint_every=args.checkpoint_every,
+        weight_decay=args.weight_decay, adam_beta1=args.adam_beta1, adam_beta2=args.adam_beta2,
+        adam_eps=args.adam_eps, clip_grad=args.clip_grad, resume=args.resume, lr_policy=args.lr_policy,
+        executor=args.executor, slurm=slurm, notes=tuple(notes),
+    )

@@ -1,0 +1,147 @@
+"""Qwen2.5 NeMo-Run recipes: NeMo's own ``llm.qwen25_*`` recipes, every schedule value explicit,
+resumed from exactly the checkpoint the plan chose.
+
+A variant is made the torchtitan way: call :func:`qwen25_recipe` and edit the returned
+``run.Partial`` by attribute (``recipe.trainer.val_check_interval = 100``).
+"""
+
+from __future__ import annotations
+
+import nemo_run as run
+from nemo import lightning as nl
+from nemo.collections import llm
+from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
+
+from nemo_resume.callback import ResumeScheduleCallback
+from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
+from nemo_resume.recipes.options import SIZES, RecipeOptions, build_parser, options_from_args
+
+
+def _stock_recipe(opts: RecipeOptions) -> run.Partial:
+    """NeMo's recipe for the size and task, before our edits."""
+    module_name, _ = SIZES[opts.size]
+    # NeMo 2.7 ships the Qwen2.5-3B model config but no qwen25_3b recipe module: use the 1.5B
+    # recipe (same family, same trainer/optimizer defaults) with the 3B model.
+    module = getattr(llm, "qwen25_1p5b" if opts.size == "3b" else module_name)
+    common = dict(dir=str(opts.dir), name=opts.name, num_nodes=opts.num_nodes, num_gpus_per_node=opts.gpus_per_node)
+    if opts.task == "finetune":
+        recipe = module.finetune_recipe(**common, peft_scheme=opts.peft)
+    else:
+        recipe = module.pretrain_recipe(**common)
+    if opts.size == "3b":
+        from nemo.collections.llm.recipes.qwen2 import qwen2_model
+
+        recipe.model = qwen2_model(version="qwen25_3b")
+        if opts.task == "finetune":
+            recipe.resume.restore_config.path = f"nemo://{SIZES['3b'][1]}"
+    return recipe
+
+
+def _data(opts: RecipeOptions):
+    sizes = dict(seq_length=opts.seq_length, global_batch_size=opts.global_batch_size, micro_batch_size=opts.micro_batch_size)
+    if opts.data is None:
+        return run.Config(llm.MockDataModule, **sizes)
+    if opts.task == "finetune":
+        return run.Config(llm.FineTuningDataModule, dataset_root=str(opts.data), **sizes)
+    return run.Config(llm.PreTrainingDataModule, paths=[str(opts.data)], **sizes)
+
+
+def _resume(opts: RecipeOptions, plan: ResumePlan, stock: run.Config) -> run.Config:
+    """AutoResume pointed at exactly the planned checkpoint: no search, no silent fresh start."""
+    base_weights = stock.restore_config if opts.task == "finetune" else None  # the HF base model
+    if plan.mode == MODE_RESUME:
+        return run.Config(nl.AutoResume, resume_from_path=plan.checkpoint, resume_if_exists=False,
+                          restore_config=base_weights)
+    if plan.mode == MODE_WEIGHTS:
+        return run.Config(
+            nl.AutoResume,
+            restore_config=run.Config(nl.RestoreConfig, path=plan.checkpoint, load_model_state=True, load_optim_state=False),
+        )
+    return run.Config(nl.AutoResume, resume_if_exists=False, restore_config=base_weights)
+
+
+def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
+    """``run.Partial(llm.finetune | llm.pretrain, ...)`` for ``opts``, resuming as ``plan`` says.
+
+    Args:
+        opts: the recipe options (schedule values as given; the pre-launch check validates them).
+        plan: the resume plan for ``opts.run_dir``; its target, if any, becomes a callback.
+    """
+    recipe = _stock_recipe(opts)
+    recipe.data = _data(opts)
+
+    t = recipe.trainer
+    t.max_steps = opts.max_steps
+    t.num_nodes = opts.num_nodes
+    t.devices = opts.gpus_per_node
+    t.strategy.tensor_model_parallel_size = opts.tp
+    t.strategy.pipeline_model_parallel_size = opts.pp
+    t.strategy.context_parallel_size = opts.cp
+
+    c = recipe.optim.config
+    c.lr = opts.lr
+    c.weight_decay = opts.weight_decay
+    c.adam_beta1, c.adam_beta2, c.adam_eps = opts.adam_beta1, opts.adam_beta2, opts.adam_eps
+    c.clip_grad = opts.clip_grad
+    # Every field explicit: the class defaults (min_lr=6e-5, warmup 750, constant 80000,
+    # max_steps=10) are the traps in facts section 4.
+    recipe.optim.lr_scheduler = run.Config(
+        CosineAnnealingScheduler,
+        max_steps=opts.max_steps,
+        warmup_steps=opts.warmup_steps,
+        constant_steps=opts.constant_steps,
+        min_lr=opts.min_lr,
+    )
+
+    ckpt = recipe.log.ckpt
+    ckpt.every_n_train_steps = opts.checkpoint_every
+    ckpt.train_time_interval = None
+    ckpt.save_last = True
+    # The final checkpoint keeps its optimizer state, so the run can be extended later
+    # (facts section 3: without it, resuming the end checkpoint fails with KeyError).
+    ckpt.save_optim_on_train_end = True
+
+    recipe.resume = _resume(opts, plan, recipe.resume)
+    if plan.target is not None:
+        t.callbacks = [*(t.callbacks or []), run.Config(
+            ResumeScheduleCallback,
+            resume_step=plan.resume_step,
+            base_lrs=list(plan.target.base_lrs),
+            min_lr=plan.target.min_lr,
+            max_steps=plan.target.max_steps,
+            warmup_steps=plan.target.warmup_steps,
+            constant_steps=plan.target.constant_steps,
+        )]
+    return recipe
+
+
+def _options(task: str, **flags) -> RecipeOptions:
+    """RecipeOptions from keyword flags, through the scripts' own parser and defaults."""
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if v is not None]
+    return options_from_args(task, build_parser(task, f"nemo_resume_qwen25 ({task})").parse_args(argv))
+
+
+@run.cli.factory(target=llm.finetune, name="nemo_resume_qwen25")
+def nemo_resume_qwen25_finetune(
+    size: str = "0.5b", dir: str = "results", name: str = "qwen25_finetune", peft: str = "lora",
+    lr: float | None = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
+) -> run.Partial:
+    """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto."""
+    from nemo_resume.planning import plan_resume
+
+    opts = _options("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
+                    warmup_steps=warmup_steps, max_steps=max_steps)
+    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request()))
+
+
+@run.cli.factory(target=llm.pretrain, name="nemo_resume_qwen25")
+def nemo_resume_qwen25_pretrain(
+    size: str = "0.5b", dir: str = "results", name: str = "qwen25_pretrain",
+    lr: float = 3e-4, min_lr: float | None = None, warmup_steps: int = 500, max_steps: int = 300_000,
+) -> run.Partial:
+    """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto."""
+    from nemo_resume.planning import plan_resume
+
+    opts = _options("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,
+                    warmup_steps=warmup_steps, max_steps=max_steps)
+    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request()))
