@@ -11,12 +11,20 @@ run folder: every checkpoint under ``PATH/checkpoints`` is read, as the inspecto
 - ``nemo.lightning.io.load_context(<checkpoint>/context)``: NeMo's reader of the saved config, which imports
   and builds every class ``io.json`` names.
 
-It prints one line per checkpoint (step, LR per group, scheduler min_lr / max_steps, the context's class), so
+It prints one JSON line per checkpoint (step, LR per group, scheduler min_lr / max_steps, the context's class), so
 the driver can check it read what the inspector read. ``--limit N`` reads only the first N (by name).
+
+    python benchmarks/nemo_way.py --naive-schedule HORIZON
+
+is the cold peer of ``scripts/check_schedule.py``: it builds NeMo's ``CosineAnnealingScheduler`` for the schedule
+the benchmark checks (lr 3e-4 and a second group at 2x, min_lr 3e-5, warmup 2000, ``max_steps = HORIZON``) on a
+throw-away SGD optimizer and calls ``scheduler.step()`` HORIZON times, as a training loop would, stopping at the
+first exception NeMo raises; it prints the step reached and the final LRs.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,7 +45,32 @@ def _checkpoints(path: Path) -> list[tuple[Path, Path]]:
     return out
 
 
+def naive_schedule(horizon: int) -> int:
+    import warnings
+
+    import torch
+    from nemo.lightning.pytorch.optim.lr_scheduler import CosineAnnealingScheduler
+
+    lrs = [3e-4, 6e-4]
+    module = CosineAnnealingScheduler(max_steps=horizon, warmup_steps=2000, constant_steps=0, min_lr=3e-5)
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in lrs]
+    optimizer = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs)], lr=lrs[0])
+    step, error = 0, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = module.scheduler(model=None, optimizer=optimizer)["lr_scheduler"]["scheduler"]
+        try:
+            for step in range(1, horizon + 1):
+                sched.step()
+        except Exception as exc:  # NeMo's ValueError / AssertionError: where a training loop would die
+            error = f"{type(exc).__name__}: {exc}"
+    print(json.dumps({"steps": step, "error": error, "lr": [g["lr"] for g in optimizer.param_groups]}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--naive-schedule"]:
+        return naive_schedule(int(argv[1]))
     path = Path(argv[0])
     limit = int(argv[argv.index("--limit") + 1]) if "--limit" in argv else None
     import torch
@@ -56,10 +89,15 @@ def main(argv: list[str]) -> int:
             groups = state["optimizer"][0].get("param_groups", [])
         else:
             groups = []
-        lrs = [g.get("lr") for g in groups]
-        print(state_file.parent.name if state_file.name == "common.pt" else state_file.name,
-              state.get("global_step"), lrs, sched.get("min_lr"), sched.get("max_steps"), type(ctx).__name__,
-              flush=False)
+        name = state_file.parent.parent.name if state_file.name == "common.pt" else state_file.name
+        print(json.dumps({
+            "checkpoint": name,
+            "step": state.get("global_step"),
+            "lr": [g.get("lr") for g in groups],
+            "min_lr": sched.get("min_lr"),
+            "max_steps": sched.get("max_steps"),
+            "context": type(ctx).__name__,
+        }))
     print(f"read {len(pairs)} checkpoint(s)")
     return 0
 

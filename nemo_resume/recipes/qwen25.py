@@ -13,8 +13,15 @@ from nemo.collections import llm
 from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
 from nemo_resume.callback import ResumeScheduleCallback
-from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
-from nemo_resume.recipes.options import SIZES, RecipeOptions, build_parser, options_from_args
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan, plan_resume
+from nemo_resume.recipes.data import dataset_root
+from nemo_resume.recipes.options import (
+    SIZES,
+    RecipeOptions,
+    build_parser,
+    options_from_args,
+)
 
 
 def _stock_recipe(opts: RecipeOptions) -> run.Partial:
@@ -25,6 +32,9 @@ def _stock_recipe(opts: RecipeOptions) -> run.Partial:
     module = getattr(llm, "qwen25_1p5b" if opts.size == "3b" else module_name)
     common = dict(dir=str(opts.dir), name=opts.name, num_nodes=opts.num_nodes, num_gpus_per_node=opts.gpus_per_node)
     if opts.task == "finetune":
+        if opts.size == "72b" and opts.peft == "none" and opts.num_nodes < 4:
+            # qwen25_72b.finetune_recipe's bare `assert num_nodes >= 4`, said as a fix.
+            raise NemoResumeError(f"--size 72b --peft none needs --num-nodes 4 or more (got {opts.num_nodes})")
         recipe = module.finetune_recipe(**common, peft_scheme=opts.peft)
     else:
         recipe = module.pretrain_recipe(**common)
@@ -42,7 +52,8 @@ def _data(opts: RecipeOptions):
     if opts.data is None:
         return run.Config(llm.MockDataModule, **sizes)
     if opts.task == "finetune":
-        return run.Config(llm.FineTuningDataModule, dataset_root=str(opts.data), **sizes)
+        root = dataset_root(opts.data, opts.run_dir)
+        return run.Config(llm.FineTuningDataModule, dataset_root=str(root), **sizes)
     return run.Config(llm.PreTrainingDataModule, paths=[str(opts.data)], **sizes)
 
 
@@ -127,8 +138,6 @@ def nemo_resume_qwen25_finetune(
     lr: float | None = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
 ) -> run.Partial:
     """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto."""
-    from nemo_resume.planning import plan_resume
-
     opts = _options("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
                     warmup_steps=warmup_steps, max_steps=max_steps)
     return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request()))
@@ -140,8 +149,6 @@ def nemo_resume_qwen25_pretrain(
     lr: float = 3e-4, min_lr: float | None = None, warmup_steps: int = 500, max_steps: int = 300_000,
 ) -> run.Partial:
     """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto."""
-    from nemo_resume.planning import plan_resume
-
     opts = _options("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,
                     warmup_steps=warmup_steps, max_steps=max_steps)
     return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request()))

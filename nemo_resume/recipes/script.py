@@ -6,6 +6,11 @@ import dataclasses
 import sys
 
 from nemo_resume.cli_support import EXIT_OK, EXIT_PROBLEM, print_json, run_cli
+from nemo_resume.recipes.data import (
+    convert_instruction_jsonl,
+    dataset_root,
+    is_instruction_jsonl,
+)
 from nemo_resume.recipes.launch import Prepared, launch, prepare, smoke, to_yaml
 from nemo_resume.recipes.options import Task, build_parser, options_from_args
 
@@ -58,7 +63,10 @@ def run_script(task: Task, argv: list[str], prog: str) -> int:
             if args.dry_run:
                 launch(recipe, opts, dryrun=True)
             return EXIT_OK
-        # 5. launch through NeMo-Run.
+        # 5. launch through NeMo-Run (instruction JSONL converted into the run folder first).
+        if opts.task == "finetune" and is_instruction_jsonl(opts.data):
+            counts = convert_instruction_jsonl(opts.data, dataset_root(opts.data, opts.run_dir))
+            print(f"converted {opts.data}: {counts}")
         launch(recipe, opts, dryrun=False)
         return EXIT_OK
 

@@ -1,0 +1,65 @@
+"""Instruction data (seed 004's ``instruction``/``input``/``output`` JSONL) as NeMo's
+``FineTuningDataModule`` folder: ``training.jsonl``, ``validation.jsonl``, ``test.jsonl`` of
+``{"input", "output"}`` records."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from nemo_resume.errors import NemoResumeError
+
+SPLITS = ("training.jsonl", "validation.jsonl", "test.jsonl")
+
+
+def is_instruction_jsonl(path: Path | None) -> bool:
+    return path is not None and path.suffix == ".jsonl" and path.is_file()
+
+
+def dataset_root(data: Path, run_dir: Path) -> Path:
+    """Where the converted folder lives (inside the run folder, so a resume finds the same data)."""
+    return run_dir / "data" if is_instruction_jsonl(data) else data
+
+
+def _record(line: str, where: str) -> dict[str, str]:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise NemoResumeError(f"{where}: not JSON ({exc.msg}); expected an instruction/input/output record") from exc
+    if not isinstance(rec, dict) or not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("output"), str):
+        raise NemoResumeError(f"{where}: needs string fields 'instruction' and 'output' (and optionally 'input')")
+    extra = rec.get("input") or ""
+    prompt = rec["instruction"] + (f"\n\n{extra}" if extra else "")
+    return {"input": prompt, "output": rec["output"]}
+
+
+def convert_instruction_jsonl(src: Path, dest: Path, *, val_fraction: float = 0.05, seed: int = 1234) -> dict[str, int]:
+    """Convert ``src`` into a FineTuningDataModule folder at ``dest``; returns records per split.
+
+    The split is seeded, so converting again gives the same files. Existing files in ``dest``
+    are left alone when identical, and refused (never overwritten) when not.
+
+    Raises:
+        NemoResumeError: a line is not a valid record (named by line number), or ``dest`` holds
+            different data.
+    """
+    records = []
+    with open(src, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                records.append(_record(line, f"{src}:{n}"))
+    if len(records) < 2:
+        raise NemoResumeError(f"{src}: {len(records)} record(s); need at least 2 (one for validation)")
+    random.Random(seed).shuffle(records)
+    n_val = max(1, int(len(records) * val_fraction))
+    splits = {"training.jsonl": records[n_val:], "validation.jsonl": records[:n_val], "test.jsonl": records[:n_val]}
+    texts = {name: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs) for name, recs in splits.items()}
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        path = dest / name
+        if path.exists() and path.read_text(encoding="utf-8") != text:
+            raise NemoResumeError(f"{path} exists with different data; move it away or use another --dir/--name")
+        if not path.exists():
+            path.write_text(text, encoding="utf-8")
+    return {name: len(recs) for name, recs in splits.items()}
