@@ -17,10 +17,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ class Sample:
     stderr: str
 
 
-def run_cold(cmd: Sequence[str], *, cwd: Path = ROOT, env: Optional[dict] = None, timeout: float = 600.0) -> Sample:
+def run_cold(cmd: Sequence[str], *, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600.0) -> Sample:
     """Run ``cmd`` once in a fresh process; wall time and that child's peak RSS."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _mem_total_gib() -> Optional[float]:
+def _mem_total_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -157,7 +157,7 @@ def _version(dist: str) -> str:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 

@@ -45,15 +45,15 @@ RUN_STEPS = 100
 ONE_STEP = 50
 #: GPT_CONFIG for the large checkpoint: Qwen-like GQA, ~40 M parameters (32768 x 512 embedding and output
 #: layer dominate), so weights + Adam exp_avg + exp_avg_sq are ~480 MB in 2 shard files
-LARGE_GPT = dict(
-    num_layers=2,
-    hidden_size=512,
-    num_attention_heads=8,
-    num_query_groups=2,
-    ffn_hidden_size=1408,
-    vocab_size=32768,
-    seq_length=64,
-)
+LARGE_GPT = {
+    "num_layers": 2,
+    "hidden_size": 512,
+    "num_attention_heads": 8,
+    "num_query_groups": 2,
+    "ffn_hidden_size": 1408,
+    "vocab_size": 32768,
+    "seq_length": 64,
+}
 #: bump when the layout changes, so a cached fixture folder is rebuilt
 FIXTURE_VERSION = 1
 
@@ -73,7 +73,7 @@ class Fixtures:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Fixtures":
+    def from_json(cls, d: dict) -> Fixtures:
         paths = ("root", "lightning_run", "megatron_run", "megatron_one", "megatron_large")
         return cls(**{k: (Path(v) if k in paths else v) for k, v in d.items()})
 
@@ -88,7 +88,7 @@ def _env() -> dict:
 
 def _sub(args: list[str], log: Path) -> None:
     with open(log, "a") as fh:
-        proc = subprocess.run([sys.executable, __file__, *args], env=_env(), cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run([sys.executable, __file__, *args], env=_env(), cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         tail = log.read_text()[-6000:]
         raise RuntimeError(f"fixture step {args[0]} failed (exit {proc.returncode}); log {log}:\n{tail}")

@@ -62,7 +62,7 @@ def naive_schedule(horizon: int) -> int:
         try:
             for step in range(1, horizon + 1):
                 sched.step()
-        except Exception as exc:  # NeMo's ValueError / AssertionError: where a training loop would die
+        except Exception as exc:  # noqa: BLE001  NeMo's ValueError / AssertionError: where a training loop would die
             error = f"{type(exc).__name__}: {exc}"
     print(json.dumps({"steps": step, "error": error, "lr": [g["lr"] for g in optimizer.param_groups]}))
     return 0
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
         state = torch.load(state_file, map_location="cpu", weights_only=False)
         ctx = load_context(context)
         sched = (state.get("lr_schedulers") or [{}])[0]
-        if "optimizer_states" in state and state["optimizer_states"]:
+        if state.get("optimizer_states"):
             groups = state["optimizer_states"][0]["param_groups"]
         elif state.get("optimizer"):
             groups = state["optimizer"][0].get("param_groups", [])

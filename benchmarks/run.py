@@ -24,7 +24,6 @@ import json
 import os
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -33,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fixtures as fx_mod  # noqa: E402
-from _common import (  # noqa: E402
+import fixtures as fx_mod
+from _common import (
     ROOT,
     Sample,
     child_env,
