@@ -5,7 +5,9 @@ A variant is made the torchtitan way: call :func:`qwen25_recipe` and edit the re
 ``run.Partial`` by attribute (``recipe.trainer.val_check_interval = 100``).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NeMo-Run's CLI parses the factories' arguments
+# by their real annotation objects (a string annotation fails: "Unsupported type: str").
+from typing import Optional
 
 import nemo_run as run
 from nemo import lightning as nl
@@ -135,7 +137,7 @@ def _options(task: str, **flags) -> RecipeOptions:
 @run.cli.factory(target=llm.finetune, name="nemo_resume_qwen25")
 def nemo_resume_qwen25_finetune(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_finetune", peft: str = "lora",
-    lr: float | None = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
+    lr: Optional[float] = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
 ) -> run.Partial:
     """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto."""
     opts = _options("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
@@ -146,7 +148,7 @@ def nemo_resume_qwen25_finetune(
 @run.cli.factory(target=llm.pretrain, name="nemo_resume_qwen25")
 def nemo_resume_qwen25_pretrain(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_pretrain",
-    lr: float = 3e-4, min_lr: float | None = None, warmup_steps: int = 500, max_steps: int = 300_000,
+    lr: float = 3e-4, min_lr: Optional[float] = None, warmup_steps: int = 500, max_steps: int = 300_000,
 ) -> run.Partial:
     """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto."""
     opts = _options("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,

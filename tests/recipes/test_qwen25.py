@@ -193,6 +193,8 @@ def test_to_yaml_round_trips_through_nemo_run(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_nemo_cli_finds_the_registered_factory(tmp_path):
+    import yaml
+
     env = {**os.environ, "NEMORUN_HOME": str(tmp_path / "nr")}
     out = tmp_path / "f.yaml"
     nemo = Path(sys.executable).parent / "nemo"
@@ -201,3 +203,11 @@ def test_nemo_cli_finds_the_registered_factory(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     assert "CosineAnnealingScheduler" in text and "save_optim_on_train_end: true" in text
+    # arguments are parsed by NeMo-Run from the factory's real annotations (regression:
+    # string annotations from `from __future__ import annotations` fail with "Unsupported type")
+    proc = subprocess.run([str(nemo), "llm", "pretrain", "--factory", "nemo_resume_qwen25(size='7b', lr=1e-5)",
+                           "--to-yaml", str(out), "--yes"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cfg = yaml.safe_load(out.read_text())
+    assert cfg["model"]["config"]["_target_"].endswith("Qwen25Config7B")
+    assert cfg["optim"]["lr_scheduler"]["min_lr"] == pytest.approx(1e-6)  # 0.1 x lr, not the stock 3e-5
