@@ -106,8 +106,9 @@ def _agreement(ours: dict, peer: dict) -> str:
     bad = sorted(k for k in common if ours[k] != peer[k])
     missing = sorted(set(peer) - set(ours))
     if not bad and not missing:
-        return f"yes: the same LR per param group for all {len(common)} checkpoint(s)"
-    return f"NO: {len(bad)} LR mismatch(es) {bad[:3]}, {len(missing)} checkpoint(s) the inspector did not list {missing[:3]}"
+        return f"both report the same LR per param group for all {len(common)} checkpoint(s)"
+    return (f"**they disagree**: {len(bad)} LR mismatch(es) {bad[:3]}, "
+            f"{len(missing)} checkpoint(s) the inspector did not list {missing[:3]}")
 
 
 def _comparison(name: str, ours: list, peer: list, *, ours_label: str, peer_label: str) -> dict:
@@ -355,6 +356,15 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
     for name, err in R.get("errors", {}).items():
         add(f"| – | {name} | **could not run**: {err.splitlines()[0][:200]} | | | | |")
     add("")
+    notes = []
+    if "schedule" in R:
+        notes.append("Row 3's ratio is median over median (`bench_check.py` runs its two sides one after the other, "
+                     "not interleaved).")
+    if "memory" in R:
+        notes.append("Row 5 compares the inspector with itself on two checkpoints that differ only in model size.")
+    if notes:
+        add(" ".join(notes))
+        add("")
 
     # ---------------------------------------------------------------- details
     add("## What each benchmark runs")
@@ -363,7 +373,9 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
         "`nl.Trainer` CPU run of `nemo_resume.smoke` (100 steps, `nl.ModelCheckpoint` every step, `save_top_k=-1`, "
         "`save_last=True`), and the same 101 checkpoints written in NeMo's Megatron layout (`weights/` by megatron-core's "
         "`dist_checkpointing` through NeMo's `MegatronCheckpointIO`, `context/` by NeMo's `io_dump`) with "
-        "`nemo_resume.testing.megatron_ckpt`.")
+        "`nemo_resume.testing.megatron_ckpt` "
+        f"(built in {fx.build_s.get('lightning_run_s', 0):.0f} s + {fx.build_s.get('megatron_s', 0):.0f} s"
+        f"{', reused from a cache' if args.fixtures_reused else ''}).")
     add("")
     if "one" in R:
         r = R["one"]
@@ -372,14 +384,14 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
             f"`python benchmarks/nemo_way.py {_rel(Path(r['checkpoint']), fx.root)}`: a cold process that does "
             "`torch.load(weights/common.pt, weights_only=False)` and `nemo.lightning.io.load_context(context/)` (it works "
             "on this checkpoint: it rebuilds the `TrainerContext`) and prints step, LR per group, `min_lr`, `max_steps`. "
-            f"Both report the same values: {r['agree']}. Peak RSS: inspector {r['ours_rss_mb']['median']:.0f} MiB, "
+            f"Checked: {r['agree']}. Peak RSS: inspector {r['ours_rss_mb']['median']:.0f} MiB, "
             f"NeMo way {r['peer_rss_mb']['median']:.0f} MiB.")
         add("")
     if "run" in R:
         r = R["run"]
         add(f"**2. A run folder.** The same two programs on `megatron/smoke` (its `checkpoints/` holds {r['n_checkpoints']} "
             "checkpoints: steps 1-100 and the `-last` twin); the NeMo way reads all of them, no subset, no extrapolation. "
-            f"Agreement: {r['agree']}. Peak RSS: inspector {r['ours_rss_mb']['median']:.0f} MiB, NeMo way "
+            f"Checked: {r['agree']}. Peak RSS: inspector {r['ours_rss_mb']['median']:.0f} MiB, NeMo way "
             f"{r['peer_rss_mb']['median']:.0f} MiB. Row 2b is the Lightning-format run the Megatron checkpoints were made "
             "from, as NeMo's `ModelCheckpoint` leaves it on a plain Lightning strategy (the `.ckpt` files plus context-only "
             f"folders, {r['lightning']['entries']} entries the inspector reports); only the inspector was timed on it.")
@@ -440,8 +452,8 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
     add("")
     add("The machine is **shared**: other agents run test suites on the same 2 cores, so absolute times move by tens of "
         "percent from one run to the next (see the min – max ranges and the load averages). The ratios are the figures to "
-        "read: both sides of each comparison ran back to back in the same round. The run was started when the load "
-        "average was as low as it could be found, but it was never idle.")
+        "read: both sides of each comparison ran back to back in the same round. The machine was not idle during this run "
+        "(nothing can keep the other jobs off it); the load averages above show how busy it was.")
     add("")
     add("## Caveats")
     add("")
@@ -450,13 +462,14 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
         "absorbs a slow first round and the min – max range shows it).")
     add("- The NeMo-way figures are a floor for a real run: this checkpoint's `context/io.json` names the small "
         "`nemo_resume.smoke` model, so `load_context` imports torch, Lightning and `nemo.lightning` only. A Qwen2.5 "
-        "checkpoint's context names `nemo.collections.llm` classes, whose import alone takes 20-30 s on these machines "
-        "(docs in `/work/shared/nemo2-facts.md`), and `load_context` fails outright where one of them is not importable.")
+        "checkpoint's context names `nemo.collections.llm` classes, whose import alone takes 20-30 s on these machines, "
+        "and `load_context` fails outright where one of them is not importable (a login node without NeMo's LLM "
+        "dependencies, another NeMo version).")
     add("- The Megatron fixtures use megatron-core's non-distributed optimizer (the distributed one needs CUDA); with the "
         "distributed optimizer the param groups sit in a shard, which the inspector does not read either (it falls back to "
         "the scheduler's `_last_lr`).")
     add("- Row 3 excludes imports on both sides (as `bench_check.py` measures it); row 3b is the cold command. The "
-        "earlier figures in docs/check.md (13.7 ms vs 2.52 s, 184x) were measured the same way on another day.")
+        "figures in docs/check.md (13.7 ms vs 2.52 s, 184x) were measured earlier by the same script.")
     add("")
     add("## Raw samples (seconds, in round order)")
     add("")
