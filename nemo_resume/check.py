@@ -65,6 +65,9 @@ CheckName = Literal[
     "group_ratios_kept",
     "no_negative_phase",
     "decay_spans_training",
+    # other NeMo schedulers (nemo_resume.schedules.module_check)
+    "stages_as_requested",
+    "schedule_spans_training",
 ]
 
 
@@ -177,9 +180,10 @@ class CheckResult:
         jump: the LR change at the resume step (resumes only).
         evaluated_steps: how many distinct steps NeMo's ``get_lr`` was probed at (live curve).
         notes: hints that are not checks (e.g. the fix ``ScheduleRequest`` suggests).
+        scheduler: which scheduler was checked, for reports (``NeMo's CosineAnnealing``).
     """
 
-    request: CosineState
+    request: CosineState | ScheduleRequest
     resume: ResumePoint | None
     schedule: CosineState | None
     start: int
@@ -191,6 +195,7 @@ class CheckResult:
     jump: Jump | None = None
     evaluated_steps: int = 0
     notes: tuple[str, ...] = field(default=())
+    scheduler: str = "NeMo's CosineAnnealing"
 
     @property
     def ok(self) -> bool:
@@ -223,6 +228,7 @@ class CheckResult:
             "jump": self.jump.to_json() if self.jump else None,
             "evaluated_steps": self.evaluated_steps,
             "notes": list(self.notes),
+            "scheduler": self.scheduler,
         }
 
 
@@ -384,7 +390,6 @@ def _build(request: CosineState) -> Any:
     Raises:
         ValueError, AssertionError, ArithmeticError: NeMo's own, from the constructor's initial step.
     """
-    import torch
     from nemo.lightning.pytorch.optim.lr_scheduler import CosineAnnealingScheduler
 
     module = CosineAnnealingScheduler(
@@ -393,9 +398,20 @@ def _build(request: CosineState) -> Any:
         constant_steps=request.constant_steps,
         min_lr=request.min_lr,
     )
+    return scheduler_on_groups(module, request.base_lrs)
+
+
+def scheduler_on_groups(module: Any, base_lrs: Sequence[float]) -> Any:
+    """``module.scheduler(model=None, optimizer=...)``'s torch scheduler, on an optimizer with one group per LR.
+
+    Raises:
+        ValueError, AssertionError, ArithmeticError: NeMo's own, from the constructor's initial step.
+    """
+    import torch
+
     # One tiny parameter per group: the scheduler reads only the groups' "lr".
-    params = [torch.nn.Parameter(torch.zeros(1)) for _ in request.base_lrs]
-    optimizer = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, request.base_lrs)], lr=request.base_lrs[0])
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in base_lrs]
+    optimizer = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, base_lrs)], lr=base_lrs[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return module.scheduler(model=None, optimizer=optimizer)["lr_scheduler"]["scheduler"]
@@ -487,9 +503,15 @@ def _lr_or_none(scheduler: Any, step: int) -> tuple[float, ...] | None:
 def _probe_steps(s: CosineState, start: int, end: int, extra: Sequence[int] = ()) -> list[int]:
     """Every step where ``get_lr`` changes branch (and neighbours), ``extra``, and a grid or every step."""
     w, d, m = s.warmup_steps, s.decay, s.max_steps
-    marks = {start, end, w, w + 1, w + d, w + d + 1, m, m + 1, *extra}
+    marks = {w, w + 1, w + d, w + d + 1, m, m + 1, *extra}
     if d > 0:
         marks.add(w + d // 2)
+    return probe_points(marks, start, end)
+
+
+def probe_points(marks: set[int], start: int, end: int) -> list[int]:
+    """``marks`` (phase boundaries) and their neighbours, ``start``, ``end``, and every step or a grid between."""
+    marks = {*marks, start, end}
     points = {x + k for x in marks for k in range(-NEIGHBOURS, NEIGHBOURS + 1)}
     if end - start + 1 <= DENSE_LIMIT:
         points.update(range(start, end + 1))
@@ -511,7 +533,8 @@ def check_schedule(
     """Run the schedule through NeMo's real scheduler over the whole horizon and check it.
 
     Args:
-        request: the config's schedule. A :class:`ScheduleRequest` is already validated; pass a
+        request: the config's schedule. A :class:`ScheduleRequest` is already validated (one of
+            another schedule than cosine is checked by :mod:`nemo_resume.schedules.module_check`); pass a
             :class:`CosineState` (e.g. from :func:`unchecked_request`) to check values that
             ``ScheduleRequest`` refuses, such as ``lr < min_lr`` (its ``decay_steps`` must be None).
         resume: a resume point; None checks a fresh run from step 0.
@@ -524,6 +547,10 @@ def check_schedule(
         NemoResumeError: inconsistent input (group counts, a resume step past ``max_steps``,
             a restored field that is not a number).
     """
+    if isinstance(request, ScheduleRequest) and not request.is_cosine:
+        from nemo_resume.schedules.module_check import check_module_schedule
+
+        return check_module_schedule(request, resume=resume, max_jump=max_jump)
     state = request.cosine_state() if isinstance(request, ScheduleRequest) else request
     _validate(state, resume)
     if not _is_real(max_jump) or not max_jump >= 0:
@@ -619,10 +646,10 @@ def _run_checks(
     return tuple(checks)
 
 
-def _check_nemo_runs(failure: StepFailure | None, start: int, end: int) -> Check:
+def _check_nemo_runs(failure: StepFailure | None, start: int, end: int, scheduler: str = "NeMo's CosineAnnealing") -> Check:
     if failure is None:
-        return Check("nemo_runs", True, None, f"NeMo's CosineAnnealing computes an LR at every step from {start} to {end}")
-    who = "the plan" if failure.when == "apply" else "NeMo's CosineAnnealing"
+        return Check("nemo_runs", True, None, f"{scheduler} computes an LR at every step from {start} to {end}")
+    who = "the plan" if failure.when == "apply" else scheduler
     return Check("nemo_runs", False, failure.step, f"{who} raises at step {failure.step}: {failure.error}")
 
 
@@ -800,21 +827,30 @@ def _check_spans(f: CosineState, resume: ResumePoint | None, end: int) -> Check:
     )
 
 
+_COSINE_CHECKS: tuple[CheckName, ...] = (
+    "finite", "at_or_above_min_lr", "no_jump_at_resume", "warmup_rising", "decay_non_increasing",
+    "ends_at_min_lr", "group_ratios_kept", "no_negative_phase", "decay_spans_training",
+)
+
+
 def _failed_early(
-    state: CosineState, resume: ResumePoint | None, failure: StepFailure, start: int, end: int, notes: list[str]
+    state: CosineState | ScheduleRequest,
+    resume: ResumePoint | None,
+    failure: StepFailure,
+    start: int,
+    end: int,
+    notes: list[str],
+    names: tuple[CheckName, ...] = _COSINE_CHECKS,
+    scheduler: str = "NeMo's CosineAnnealing",
 ) -> CheckResult:
     """NeMo raised before any LR of the checked range existed: only that failure is known."""
     skipped = "not checked: " + ("the scheduler could not be built" if failure.when == "build" else "the plan fails")
-    names: tuple[CheckName, ...] = (
-        "finite", "at_or_above_min_lr", "no_jump_at_resume", "warmup_rising", "decay_non_increasing",
-        "ends_at_min_lr", "group_ratios_kept", "no_negative_phase", "decay_spans_training",
-    )
-    checks = (_check_nemo_runs(failure, start, end),)
+    checks = (_check_nemo_runs(failure, start, end, scheduler),)
     checks += tuple(Check(n, None, None, skipped) for n in names)
     failed = Curve("schedule", np.zeros(0, np.int64), np.zeros((0, len(state.base_lrs))), failure)
     return CheckResult(
         request=state, resume=resume, schedule=None, start=start, end=end, checks=checks, failure=failure,
-        key_steps=((failure.step, "NeMo raises", None),), curves=(failed,), notes=tuple(notes),
+        key_steps=((failure.step, "NeMo raises", None),), curves=(failed,), notes=tuple(notes), scheduler=scheduler,
     )
 
 

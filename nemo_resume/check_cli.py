@@ -11,6 +11,9 @@ import sys
 from nemo_resume.check import DEFAULT_MAX_JUMP, CheckResult, check_schedule, load_plan, unchecked_request
 from nemo_resume.cli_support import print_json, run_cli
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.request import COSINE_SCHEDULES, STAGED, ScheduleRequest
+from nemo_resume.schedule_args import add_schedule_args, lr_mults, stages_from_args
+from nemo_resume.schedules.select import scheduler_module
 
 EPILOG = """examples:
   # the incident: lr lowered to 1e-5 under the pretrain recipe's min_lr 3e-5 (fails at step 501)
@@ -19,10 +22,14 @@ EPILOG = """examples:
   python scripts/check_schedule.py --lr 1e-4 --min-lr 0 --warmup-steps 50 --max-steps 1000 --lr-mult 10 --json --plot lr.png
   # a resume: {"resume_step", "restored": {scheduler state_dict}, "target": {...} | null, "request": {...}}
   python scripts/check_schedule.py --plan plan.json --plot lr.png
+  # a Hugging Face schedule name, run by the NeMo module that gives its shape (docs/schedules.md)
+  python scripts/check_schedule.py --schedule linear --lr 1e-4 --min-lr 0 --warmup-steps 50 --max-steps 1000
+  # seed 004's two stages, LoRA adapters at half the LR
+  python scripts/check_schedule.py --lr-stages 75:1e-4,50:1e-5 --lr-mult '*adapter*=0.5'
 
 exit codes: 0 every check passes, 1 a check fails (the step and reason are printed), 2 bad input"""
 
-_RECIPE_FLAGS = ("lr", "min_lr", "max_steps", "warmup_steps", "constant_steps", "lr_mult")
+_RECIPE_FLAGS = ("lr", "min_lr", "max_steps", "warmup_steps", "constant_steps", "lr_mult", "lr_stages", "decay_steps", "decay_type")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,18 +42,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "nemo-resume check") -> argparse.ArgumentParser:
     p = _Parser(
         prog=prog,
-        description="Check a cosine LR schedule (fresh or resumed) with NeMo's real CosineAnnealingScheduler.",
+        description="Check an LR schedule (fresh, or a resumed cosine) with the real NeMo scheduler module a recipe uses.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g = p.add_argument_group("the recipe's schedule options")
-    g.add_argument("--schedule", default="cosine", help="LR schedule; only 'cosine' (CosineAnnealingScheduler) for now")
-    g.add_argument("--lr", type=float, help="peak LR of param group 0 (optim.config.lr)")
-    g.add_argument("--min-lr", type=float, help="lr_scheduler.min_lr")
-    g.add_argument("--max-steps", type=int, help="trainer.max_steps (NeMo copies it into the scheduler)")
-    g.add_argument("--warmup-steps", type=int, help="lr_scheduler.warmup_steps (default 0)")
-    g.add_argument("--constant-steps", type=int, help="lr_scheduler.constant_steps (default 0; NeMo's class default is 80000)")
-    g.add_argument("--lr-mult", type=float, action="append", metavar="MULT", help="one extra param group at lr*MULT (repeat)")
+    # None defaults: "given" must be told apart from "left out" (--plan carries its own request).
+    add_schedule_args(p, defaults={"warmup_steps": None, "constant_steps": None})
     p.add_argument("--plan", metavar="FILE", help="check a resume: JSON with resume_step, restored, target, request")
     p.add_argument("--max-jump", type=float, default=DEFAULT_MAX_JUMP, help="largest relative LR change at the resume step (default 0.01)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -55,20 +56,26 @@ def build_parser(prog: str = "nemo-resume check") -> argparse.ArgumentParser:
 
 
 def _inputs(args: argparse.Namespace):
-    if args.schedule != "cosine":
-        raise NemoResumeError(f"--schedule {args.schedule} is not supported: only 'cosine' (NeMo's CosineAnnealingScheduler)")
-    given = [f"--{f.replace('_', '-')}" for f in _RECIPE_FLAGS if getattr(args, f) is not None]
+    given = [f"--{f.replace('_', '-')}" for f in _RECIPE_FLAGS if getattr(args, f) not in (None, [])]
     if args.plan:
-        if given:
-            raise NemoResumeError(f"--plan carries its own request; drop {' '.join(given)}")
+        if given or args.schedule not in COSINE_SCHEDULES:
+            raise NemoResumeError(f"--plan carries its own (cosine) request; drop {' '.join(given) or '--schedule'}")
         return load_plan(args.plan)
+    stages = stages_from_args(args)  # the stages give the LR and the length; min_lr only a floor to check
     missing = [f"--{f.replace('_', '-')}" for f in ("lr", "min_lr", "max_steps") if getattr(args, f) is None]
     if missing:
         raise NemoResumeError(f"{', '.join(missing)} required (or give --plan FILE)")
-    request = unchecked_request(
-        args.lr, args.min_lr, args.max_steps, args.warmup_steps or 0, args.constant_steps or 0, args.lr_mult or ()
+    mults = lr_mults(args.lr_mult)
+    request = unchecked_request(args.lr, args.min_lr, args.max_steps, args.warmup_steps or 0, args.constant_steps or 0, mults)
+    schedule = STAGED if stages and args.schedule == "cosine" else args.schedule
+    if schedule in COSINE_SCHEDULES and args.decay_steps is None and args.decay_type is None:
+        return request, None
+    other = ScheduleRequest(
+        args.lr, args.min_lr, args.max_steps, request.warmup_steps, request.constant_steps, mults, checked=False,
+        schedule=schedule, stages=stages, decay_steps=args.decay_steps, decay_type=args.decay_type,
     )
-    return request, None
+    scheduler_module(other)  # a name with no faithful NeMo module is refused before torch is imported
+    return other, None
 
 
 def render(result: CheckResult) -> None:
@@ -78,7 +85,7 @@ def render(result: CheckResult) -> None:
 
     console = Console()
     groups = len(result.request.base_lrs)
-    table = Table(title="LR at key steps (NeMo CosineAnnealing)")
+    table = Table(title=f"LR at key steps ({result.scheduler})")
     for col in ("step", "what", *(f"group {g}" for g in range(groups))):
         table.add_column(col, justify="right" if col != "what" else "left")
     for step, label, lrs in result.key_steps:

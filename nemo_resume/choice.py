@@ -8,6 +8,7 @@ newest *resumable* checkpoint by step wins, every skipped one gets a one-line re
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Choice:
     skipped: tuple[Skipped, ...] = ()
     weights_only: InspectedCheckpoint | None = None
     error: str | None = None
+    error_code: str | None = None  # the plan's problem code for ``error`` (default NO_USABLE_CHECKPOINT)
 
 
 def _reason(c: InspectedCheckpoint) -> str:
@@ -91,12 +93,17 @@ def choose_checkpoint(run_dir: Path | str, resume: str) -> Choice:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         return Choice(None, f"{run_dir} does not exist yet: starting from scratch (first launch)")
+    if run_dir.is_dir() and not os.access(run_dir, os.R_OK | os.X_OK):
+        # unreadable is not empty: never turn a permission problem into a fresh start
+        raise NemoResumeError(f"{run_dir}: permission denied; make the folder readable")
     try:
         result = inspect_path(run_dir)
     except NemoResumeError:
         return Choice(None, f"no checkpoint under {run_dir}: starting from scratch")
     latest = result.latest
     skipped = _skipped(result.checkpoints)
+    if result.mixed is not None:
+        return Choice(None, "--resume auto", skipped, error=result.mixed.message, error_code=result.mixed.code)
     weights_only = _newer_weights_only(result.checkpoints, latest)
     if latest is None:
         return Choice(

@@ -34,6 +34,7 @@ OPTIMIZER_STATES_KEY = "optimizer_states"  # Lightning strategies
 OPTIMIZER_KEY = "optimizer"  # MegatronStrategy (a list of sharded optimizer state dicts)
 PARAM_GROUPS_KEY = "param_groups"
 CONSUMED_SAMPLES_KEY = "consumed_samples"
+CALLBACKS_KEY = "callbacks"  # callback states, keyed by the callback's state_key ("ModelCheckpoint{...}")
 
 # Formats the inspector reports.
 FORMAT_MEGATRON = "megatron-dist"
@@ -42,3 +43,7 @@ FORMAT_LIGHTNING = "lightning-ckpt"
 # A trainer-state pickle is kilobytes to a few MiB; refuse anything larger than this
 # rather than let a hostile or corrupt file exhaust memory.
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
+# torch.save stores data.pkl uncompressed; a compressed one inflating past this is refused unread.
+MAX_COMPRESSED_PICKLE_BYTES = 16 * 1024 * 1024
+# context/io.json and weights/metadata.json are kilobytes; never read one larger than this.
+MAX_JSON_BYTES = 64 * 1024 * 1024

@@ -60,6 +60,8 @@ def render(result: Inspection) -> None:
         for p in c.problems:
             style = {"error": "red", "warning": "yellow", "info": "blue"}[p.severity]
             console.print(f"[{style}]{p.severity.upper()} {p.code}[/] {c.state.location.path.name}: {p.message}", soft_wrap=True)
+    if result.mixed is not None:
+        console.print(f"[red]ERROR {result.mixed.code}[/] {result.mixed.message}", soft_wrap=True)
     if latest is None:
         console.print("[red]No checkpoint here can be resumed from.[/]")
     else:

@@ -9,6 +9,7 @@ from typing import Any
 
 from nemo_resume.checkpoint.layout import find_checkpoints
 from nemo_resume.checkpoint.state import CheckpointState, read_checkpoint
+from nemo_resume.lineage import mixed_runs
 from nemo_resume.problems import Problem, predict_problems
 
 
@@ -51,6 +52,8 @@ class Inspection:
     """The inspector's whole answer for one path."""
 
     checkpoints: tuple[InspectedCheckpoint, ...]
+    # MIXED_RUNS when the checkpoints cannot all come from one run (nemo_resume.lineage)
+    mixed: Problem | None = None
 
     @property
     def latest(self) -> InspectedCheckpoint | None:
@@ -67,7 +70,7 @@ class Inspection:
     def exit_code(self) -> int:
         """0 when the checkpoint a resume would use has no error-level problem, else 1."""
         latest = self.latest
-        if latest is None:
+        if latest is None or self.mixed is not None:
             return 1
         return 1 if any(p.severity == "error" for p in latest.problems) else 0
 
@@ -76,6 +79,7 @@ class Inspection:
         return {
             "checkpoints": [c.to_json() for c in self.checkpoints],
             "latest_complete": str(latest.state.location.path) if latest else None,
+            "mixed_runs": self.mixed.to_json() if self.mixed else None,
         }
 
 
@@ -90,4 +94,4 @@ def inspect_path(path: Path | str) -> Inspection:
         state = read_checkpoint(loc)
         found.append(InspectedCheckpoint(state, tuple(predict_problems(state))))
     found.sort(key=lambda c: (c.state.step if c.state.step is not None else -1, str(c.state.location.path)))
-    return Inspection(tuple(found))
+    return Inspection(tuple(found), mixed_runs(found))

@@ -67,11 +67,19 @@ def render(plan: ResumePlan) -> None:
     console.print("[green]Plan is safe.[/]" if plan.ok else "[red]No safe plan for this request.[/]")
 
 
+def _default_resume(run: Path) -> str:
+    """``auto`` for a run folder, the path itself for one checkpoint (a .ckpt or a folder with weights/)."""
+    try:
+        return "auto" if run.is_dir() and not (run / "weights").is_dir() else str(run)
+    except OSError:  # an unreadable folder: the search reports it
+        return "auto"
+
+
 def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
     args = build_parser(prog).parse_args(argv)
 
     def body() -> int:
-        resume = args.resume or ("auto" if Path(args.run).is_dir() and not (Path(args.run) / "weights").is_dir() else str(args.run))
+        resume = args.resume or _default_resume(Path(args.run))
         plan = plan_resume(args.run, request_from_args(args), resume=resume, policy=args.lr_policy,
                            restart_from_weights=args.restart_from_weights)
         if args.output:

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemo_resume.checkpoint.state import SchedulerState
 from nemo_resume.choice import Choice, choose_checkpoint
-from nemo_resume.policy import Decision, decide, unsafe_reason
+from nemo_resume.policy import Decision, decide, decide_restored, unsafe_reason
 from nemo_resume.problems import Problem, cosine_state
 from nemo_resume.request import ScheduleRequest
-from nemo_resume.schedule import CosineState, lr_at
+from nemo_resume.schedule import CosineState, ScheduleFailure, lr_at
+from nemo_resume.schedules.select import scheduler_module
+from nemo_resume.schedules.stages import boundaries, staged_lrs, stages_from_json
 
 # Plan problem codes (stable).
 NO_USABLE_CHECKPOINT = "NO_USABLE_CHECKPOINT"
@@ -23,6 +26,7 @@ POLICY_REFUSED = "POLICY_REFUSED"
 NO_SCHEDULER_STATE = "NO_SCHEDULER_STATE"
 LR_JUMP = "LR_JUMP"
 SCHEDULE_FAILS = "SCHEDULE_FAILS"
+SCHEDULER_MISMATCH = "SCHEDULER_MISMATCH"
 JUMP_TOLERANCE = 0.01  # relative LR change at the resume step reported as a jump
 
 MODE_FRESH, MODE_RESUME, MODE_WEIGHTS = "fresh", "resume", "restore-weights"
@@ -37,8 +41,10 @@ class ResumePlan:
             new optimizer and schedule from step 0: NeMo's RestoreConfig).
         checkpoint: the checkpoint path, or None for a fresh start.
         resume_step: the checkpoint's step (0 for fresh and restore-weights).
-        saved: the schedule the checkpoint would restore, if any.
+        saved: the schedule the checkpoint would restore, if any (NeMo's CosineAnnealing).
         decision: the LR policy's outcome (resume mode only).
+        restored: for any other scheduler (``request.is_cosine`` False), the checkpoint's scheduler
+            ``state_dict`` fields a resume restores (``stages`` for a staged run).
     """
 
     request: ScheduleRequest
@@ -49,6 +55,7 @@ class ResumePlan:
     saved: CosineState | None
     decision: Decision | None
     problems: tuple[Problem, ...]
+    restored: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,7 +83,20 @@ class ResumePlan:
     def schedule_points(self) -> list[tuple[int, list[float]]]:
         if not self.ok:
             return []
+        if not self.request.is_cosine:
+            return self._staged_points()
         return [(step, lr_at(self.schedule, step)) for step in self.key_steps()]
+
+    def _staged_points(self) -> list[tuple[int, list[float]]]:
+        """A staged run's LR at its start, each stage switch and the end (other schedules: the check shows them)."""
+        if self.request.stages == ():
+            return []
+        src = self.restored or {}
+        stages = stages_from_json(src["stages"]) if src.get("stages") else self.request.stages
+        base = src.get("base_lrs") or list(self.request.base_lrs)
+        start, end = self.resume_step, self.request.max_steps
+        steps = {start, end, *(b + k for b in boundaries(stages)[1:] for k in (-1, 0))}
+        return [(t, staged_lrs(stages, base, t)) for t in sorted(x for x in steps if start <= x <= end)]
 
     def to_json(self) -> dict[str, Any]:
         d = self.decision
@@ -94,6 +114,7 @@ class ResumePlan:
             "request": self.request.to_json(),
             "restored": _state_json(self.saved, self.resume_step) if self.saved else None,
             "target": _state_json(self.target, self.resume_step) if self.target else None,
+            **({"restored": self.restored} if self.restored is not None else {}),
             "schedule": [[step, lrs] for step, lrs in self.schedule_points()],
             "problems": [p.to_json() for p in self.problems],
         }
@@ -106,9 +127,10 @@ def _state_json(s: CosineState, last_epoch: int) -> dict[str, Any]:
 def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> ResumePlan:
     problems = []
     if choice.error:
-        problems.append(Problem(NO_USABLE_CHECKPOINT, "error", choice.error))
-    # A validated request always passes; an unchecked one (--launch-anyway) may not.
-    unsafe = unsafe_reason(request.cosine_state(), -1, request.max_steps)
+        problems.append(Problem(choice.error_code or NO_USABLE_CHECKPOINT, "error", choice.error))
+    # A validated request always passes; an unchecked one (--launch-anyway) may not. Other
+    # schedules than NeMo's cosine have no pure mirror: the pre-launch check runs NeMo's class.
+    unsafe = unsafe_reason(request.cosine_state(), -1, request.max_steps) if request.is_cosine else None
     if unsafe:
         problems.append(Problem(SCHEDULE_FAILS, "error", f"the requested schedule: {unsafe[0]}", unsafe[1]))
     ckpt = str(choice.weights_only.state.location.path) if mode == MODE_WEIGHTS and choice.weights_only else None
@@ -147,12 +169,22 @@ def plan_resume(
         return _fresh(request, choice)
     state = chosen.state
     step = state.scheduler.last_epoch if state.scheduler and state.scheduler.last_epoch is not None else state.step
-    saved = cosine_state(state.scheduler) if state.scheduler else None
     path = str(state.location.path)
+    mismatch = _scheduler_mismatch(state.config.scheduler_class if state.config else None, request, path)
+    if mismatch:
+        return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (mismatch,))
+    if state.scheduler is not None and (not request.is_cosine or state.scheduler.stages):
+        return _resume_restored(request, choice, path, step, restored_fields(state.scheduler), policy)
+    saved = cosine_state(state.scheduler) if state.scheduler else None
     if saved is None:
         problem = Problem(NO_SCHEDULER_STATE, "error", f"{path} holds no readable scheduler state; cannot plan the LR")
         return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (problem,))
-    decision = decide(saved, step, request, policy)
+    try:
+        decision = decide(saved, step, request, policy)
+    except ScheduleFailure as exc:  # the saved schedule cannot even give the LR at the resume step
+        message = f"--lr-policy {policy}: the checkpoint's saved schedule fails at its own step: {exc}"
+        problem = Problem(POLICY_REFUSED, "error", message, exc.failure.step)
+        return ResumePlan(request, choice, MODE_RESUME, path, step, saved, None, (problem,))
     problems = []
     if decision.refused:
         problems.append(
@@ -167,3 +199,41 @@ def plan_resume(
                 Problem(LR_JUMP, "warning", f"the LR changes by {decision.jump:.1%} at the resume step {step}", step)
             )
     return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, tuple(problems))
+
+
+def _scheduler_mismatch(saved_class: str | None, request: ScheduleRequest, path: str) -> Problem | None:
+    """The checkpoint's run used another scheduler module than the request builds (from its context/io.json)."""
+    saved, wanted = (saved_class or "").rsplit(".", 1)[-1], scheduler_module(request).name
+    if not saved or saved == wanted:
+        return None
+    return Problem(SCHEDULER_MISMATCH, "error", f"{path} was saved by {saved}, but --schedule {request.schedule} builds "
+                   f"{wanted}: Lightning would load one scheduler's state into the other; resume with the schedule the "
+                   "run was started with, or --restart-from-weights")
+
+
+def restored_fields(sched: SchedulerState) -> dict[str, Any]:
+    """The scheduler ``state_dict`` fields a resume restores, as Lightning's ``load_state_dict`` takes them."""
+    fields = {
+        "base_lrs": list(sched.base_lrs),
+        "min_lr": sched.min_lr,
+        "max_steps": sched.max_steps,
+        "warmup_steps": sched.warmup_steps,
+        "constant_steps": sched.constant_steps,
+        "decay_steps": sched.decay_steps,
+        "last_epoch": sched.last_epoch,
+        "stages": [st.to_json() for st in sched.stages],
+        **sched.extra,
+    }
+    return {k: v for k, v in fields.items() if v is not None and v != []}
+
+
+def _resume_restored(
+    request: ScheduleRequest, choice: Choice, path: str, step: int, restored: dict[str, Any], policy: str
+) -> ResumePlan:
+    """A resume of a schedule other than NeMo's cosine: the checkpoint's scheduler state continues."""
+    decision = decide_restored(restored, step, request, policy)
+    problems = ()
+    if decision.refused:
+        message = f"--lr-policy {decision.policy}: {decision.refused}"
+        problems = (Problem(POLICY_REFUSED, "error", message, decision.refused_step),)
+    return ResumePlan(request, choice, MODE_RESUME, path, step, None, decision, problems, restored)

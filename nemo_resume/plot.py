@@ -85,7 +85,7 @@ def write_plot(result: CheckResult, path: str | Path) -> Path:
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     verdict = "all checks pass" if result.ok else f"FAILS: {result.first_problem.name} at step {result.first_problem.step}"
-    ax.set_title(f"LR schedule (NeMo CosineAnnealing): {verdict}", fontsize=11)
+    ax.set_title(f"LR schedule ({result.scheduler}): {verdict}", fontsize=11)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()

@@ -9,11 +9,13 @@ with the reason and the step, when the resulting run would fail or silently flat
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
-from nemo_resume.request import ScheduleRequest
+from nemo_resume.request import STAGED, ScheduleRequest
 from nemo_resume.schedule import CosineState, first_failure, lr_at, relative_jump
+from nemo_resume.schedules.stages import describe, stages_from_json, total_steps
 
 Policy = Literal["keep", "smooth", "recompute", "strict", "auto"]
 POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict")
@@ -172,3 +174,60 @@ def decide(saved: CosineState, resume_step: int, request: ScheduleRequest, polic
         else f"keeping the checkpoint's schedule is unsafe: {unsafe[0]}"
     )
     return replace(decision, notes=(f"auto: {reason}", *decision.notes))
+
+
+def _restored_differences(saved: Mapping[str, Any], request: ScheduleRequest) -> list[str]:
+    """What the request changes that NeMo's restore would silently undo (fields the checkpoint has)."""
+    if request.schedule == STAGED:
+        have, want = describe(stages_from_json(saved["stages"])), describe(request.stages)
+        return [] if have == want else [f"stages: checkpoint {have}, requested {want}"]
+    out = []
+    for name, want in (("min_lr", request.min_lr), ("max_steps", request.max_steps), ("warmup_steps", request.warmup_steps)):
+        have = saved.get(name)
+        if have is not None and not math.isclose(have, want, rel_tol=1e-9):
+            out.append(f"{name}: checkpoint {have}, requested {want}")
+    have_lrs = list(saved.get("base_lrs") or [])
+    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have_lrs, request.base_lrs)):
+        out.append(f"lr per group: checkpoint {have_lrs}, requested {list(request.base_lrs)}")
+    return out
+
+
+def decide_restored(saved: Mapping[str, Any], resume_step: int, request: ScheduleRequest, policy: str) -> Decision:
+    """``--lr-policy`` for a schedule other than NeMo's CosineAnnealing: the checkpoint's state continues.
+
+    Only NeMo's CosineAnnealing state is rewritten by a plan (``smooth``, ``recompute``); any
+    other scheduler, the staged one included, resumes with the state the checkpoint restores.
+    ``keep`` continues it, ``strict`` and ``auto`` also refuse a request that differs from it
+    (the difference would be silently ignored), ``smooth`` and ``recompute`` are refused.
+
+    Args:
+        saved: the checkpoint's scheduler ``state_dict`` fields (``base_lrs``, ``max_steps``,
+            ``stages`` for a staged run, ...).
+        resume_step: the checkpoint's step.
+        request: the schedule asked for (``request.is_cosine`` is False).
+        policy: one of :data:`POLICIES`.
+    """
+    name = request.schedule
+    base = list(saved.get("base_lrs") or [])
+    if len(base) != len(request.base_lrs):
+        return Decision(policy, None, refused=f"the checkpoint has {len(base)} param group(s) but the request has "
+                                             f"{len(request.base_lrs)}; match --lr-mult to the checkpoint's groups")
+    if (name == STAGED) != bool(saved.get("stages")):
+        what = "has no saved stages (not a --lr-stages run)" if name == STAGED else "is a staged run (--lr-stages)"
+        return Decision(policy, None, refused=f"the checkpoint's scheduler {what}, but the request is --schedule {name}; "
+                                             "resume with the schedule the run was started with")
+    if policy in ("smooth", "recompute"):
+        what = "its stages are restored from the checkpoint" if name == STAGED else "its state is restored from the checkpoint"
+        return Decision(policy, None, refused=f"--schedule {name} is not NeMo's CosineAnnealing, the only scheduler a plan "
+                                             f"rewrites; {what}: use --lr-policy keep (or strict to require the same settings)")
+    diffs = _restored_differences(saved, request)
+    if diffs and policy in ("strict", "auto"):
+        return Decision(policy, None, refused="the request differs from the checkpoint (" + "; ".join(diffs) + "); NeMo "
+                        "restores the checkpoint's scheduler state over the config, so the change would be ignored: "
+                        "use --lr-policy keep to continue the saved schedule")
+    ends = total_steps(stages_from_json(saved["stages"])) if name == STAGED else saved.get("max_steps")
+    if isinstance(ends, int) and ends < request.max_steps:
+        return Decision("keep", None, refused_step=ends, refused=f"the saved schedule ends at step {ends} but training runs to "
+                        f"{request.max_steps}: the LR would sit at its last value for {request.max_steps - ends} steps")
+    notes = ("the checkpoint's saved schedule continues unchanged (NeMo restores it over the config)",)
+    return Decision("keep", None, notes=notes + tuple(f"ignored (the checkpoint wins): {d}" for d in diffs))

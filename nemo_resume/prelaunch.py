@@ -12,8 +12,14 @@ def check_plan(plan: ResumePlan) -> CheckResult:
     A fresh start is checked from step 0 with the requested schedule. A resume builds the
     scheduler from the request (what the config gives), restores the checkpoint's saved state
     over it (what Lightning does), then applies the plan's target (what the callback does).
+    Any other schedule (``plan.request.is_cosine`` False) is checked with its own NeMo module,
+    the checkpoint's saved state restored over it and nothing rewritten (``--lr-policy keep``).
     """
     resume = None
+    if not plan.request.is_cosine:
+        if plan.mode == MODE_RESUME and plan.restored is not None:
+            resume = ResumePoint(plan.resume_step, plan.restored)
+        return check_schedule(plan.request, resume=resume)
     if plan.mode == MODE_RESUME and plan.saved is not None:
         restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
         resume = ResumePoint(plan.resume_step, restored, plan.target)

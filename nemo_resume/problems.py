@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from nemo_resume.checkpoint.state import CheckpointState, SchedulerState
 from nemo_resume.schedule import CosineState, first_failure
+from nemo_resume.schedules.stages import boundaries, describe, stage_index, total_steps
 
 Severity = Literal["error", "warning", "info"]
 
@@ -20,6 +21,8 @@ NO_OPTIMIZER_STATE = "NO_OPTIMIZER_STATE"
 INCOMPLETE = "INCOMPLETE"
 UNSAFE_PICKLE = "UNSAFE_PICKLE"
 UNSUPPORTED_SCHEDULER = "UNSUPPORTED_SCHEDULER"
+STAGED_SCHEDULE = "STAGED_SCHEDULE"
+PAST_LAST_STAGE = "PAST_LAST_STAGE"
 
 _COSINE_MODULE = "CosineAnnealingScheduler"
 _FIX = "resume with `nemo-resume plan RUN --lr-policy smooth` instead of editing the config"
@@ -106,6 +109,26 @@ def _schedule_problems(sched: SchedulerState, step: int | None) -> list[Problem]
     return out
 
 
+def _stage_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
+    """The saved stages and where the checkpoint is in them (``--lr-stages``, nemo_resume's StagedLR)."""
+    stages = sched.stages
+    at = sched.last_epoch if sched.last_epoch is not None else step or 0
+    i, starts, end = stage_index(stages, at), boundaries(stages), total_steps(stages)
+    s = stages[i]
+    where = f"stage {i + 1} of {len(stages)} (LR {s.lr:g}, steps {starts[i]}-{starts[i] + s.steps - 1})"
+    nxt = "" if at >= end else f"; the next step ({at}) trains in it" + (
+        f", stage {i + 2} starts at step {starts[i + 1]} (LR {stages[i + 1].lr:g})" if i + 1 < len(stages) else ""
+    )
+    out = [Problem(STAGED_SCHEDULE, "info", f"staged LR {describe(stages)} ({end} steps), restored on resume; "
+                                            f"checkpoint at step {at}: {where}{nxt}", at)]
+    if at >= end:
+        out.append(
+            Problem(PAST_LAST_STAGE, "warning", f"step {at} is at or past the end of the saved stages ({end} steps): "
+                                                f"the LR stays at the last stage's {stages[-1].lr:g}", at)
+        )
+    return out
+
+
 def predict_problems(state: CheckpointState) -> list[Problem]:
     """Everything that will go wrong resuming from ``state``, most severe first."""
     out: list[Problem] = []
@@ -133,7 +156,9 @@ def predict_problems(state: CheckpointState) -> list[Problem]:
             )
         )
     sched_class = state.config.scheduler_class if state.config else None
-    if state.scheduler is not None:
+    if state.scheduler is not None and state.scheduler.stages:
+        out += _stage_problems(state.scheduler, state.step)
+    elif state.scheduler is not None:
         if sched_class and not sched_class.endswith(_COSINE_MODULE):
             out.append(
                 Problem(

@@ -8,11 +8,18 @@ from typing import Any
 
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedule import CosineState
+from nemo_resume.schedules.stages import Stage
+
+# --schedule names NeMo's CosineAnnealing runs: the planner's policies and the resume callback
+# rewrite its state; every other schedule resumes as the checkpoint saved it (--lr-policy keep).
+COSINE_SCHEDULES = ("cosine", "cosine_with_min_lr")
+STAGED = "staged"
 
 
 @dataclass(frozen=True)
 class ScheduleRequest:
-    """A cosine schedule as NeMo's ``CosineAnnealingScheduler`` takes it, every field explicit.
+    """An LR schedule with every field explicit: NeMo's ``CosineAnnealingScheduler`` by default,
+    another Hugging Face name (:mod:`nemo_resume.schedules.hf`) or ``staged`` stages.
 
     Attributes:
         lr: the peak LR of the base param group (``optim.config.lr``).
@@ -21,6 +28,9 @@ class ScheduleRequest:
         warmup_steps: linear warmup length; NeMo's warmup LR is ``lr * (step + 1) / (warmup_steps + 1)``.
         constant_steps: steps held at ``min_lr`` after the decay (NeMo's name; its class default is 80000).
         lr_mults: one multiplier per extra param group (``lr_mult``), each group's LR is ``lr * mult``.
+        schedule: ``cosine`` (default), another Hugging Face scheduler name, or ``staged``.
+        stages: the ``staged`` schedule's stages (``lr`` is the first stage's LR, ``max_steps`` their sum).
+        decay_steps, decay_type: ``warmup_stable_decay`` only (HF's ``num_decay_steps``, ``decay_type``).
         checked: False skips the validation below: only for reproducing a known-bad schedule on
             purpose (``--launch-anyway``); the pre-launch check still reports what will fail.
 
@@ -35,6 +45,15 @@ class ScheduleRequest:
     constant_steps: int = 0
     lr_mults: tuple[float, ...] = ()
     checked: bool = field(default=True, compare=False, repr=False)
+    schedule: str = "cosine"
+    stages: tuple[Stage, ...] = ()
+    decay_steps: int | None = None
+    decay_type: str | None = None
+
+    @property
+    def is_cosine(self) -> bool:
+        """NeMo's CosineAnnealing runs it: the pure mirror, the policies and the callback apply."""
+        return self.schedule in COSINE_SCHEDULES
 
     def __post_init__(self) -> None:
         if not self.checked:
@@ -52,6 +71,12 @@ class ScheduleRequest:
         for mult in self.lr_mults:
             if not math.isfinite(mult) or mult <= 0:
                 raise NemoResumeError(f"lr multiplier {mult} must be a finite number > 0")
+        from nemo_resume.schedules.select import scheduler_module
+
+        scheduler_module(self)  # refuses names with no faithful NeMo module, and flags the schedule cannot honour
+        if not self.is_cosine:
+            self._check_floor()
+            return
         for i, group_lr in enumerate(self.base_lrs):
             if not group_lr > self.min_lr:
                 what = "lr" if i == 0 else f"lr * lr_mult[{i - 1}] = {group_lr:g}"
@@ -71,12 +96,26 @@ class ScheduleRequest:
                 "then gives every group group 0's LR; use constant_steps=0"
             )
 
+    def _check_floor(self) -> None:
+        """Every group's LR above min_lr in every stage: the floor the check verifies step by step."""
+        peaks = [(f"stage {k} LR {s.lr:g}", s.lr) for k, s in enumerate(self.stages, start=1)] or [(f"lr {self.lr:g}", self.lr)]
+        for what, peak in peaks:
+            for i, mult in enumerate((1.0, *self.lr_mults)):
+                if not peak * mult > self.min_lr:
+                    times = f" x lr_mult[{i - 1}] {mult:g}" if i else ""
+                    raise NemoResumeError(
+                        f"{what}{times} = {peak * mult:g} must be above min_lr ({self.min_lr:g}), the floor every "
+                        f"group must stay above; lower --min-lr (e.g. --min-lr {peak * mult / 10:g}) or raise the LR"
+                    )
+
     @property
     def base_lrs(self) -> tuple[float, ...]:
         return (self.lr, *(self.lr * m for m in self.lr_mults))
 
     def cosine_state(self) -> CosineState:
-        """What NeMo's scheduler holds right after construction from this request."""
+        """What NeMo's scheduler holds right after construction from this request (cosine schedules only)."""
+        if not self.is_cosine:
+            raise ValueError(f"--schedule {self.schedule} is not NeMo's CosineAnnealing; it has no CosineState")
         return CosineState(
             base_lrs=self.base_lrs,
             min_lr=self.min_lr,
@@ -93,4 +132,7 @@ class ScheduleRequest:
             "warmup_steps": self.warmup_steps,
             "constant_steps": self.constant_steps,
             "lr_mults": list(self.lr_mults),
+            "schedule": self.schedule,
+            **({"stages": [st.to_json() for st in self.stages]} if self.stages else {}),
+            **({"decay_steps": self.decay_steps, "decay_type": self.decay_type} if self.decay_steps is not None else {}),
         }

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemo_resume.constants import MAX_PICKLE_BYTES
+from nemo_resume.constants import MAX_COMPRESSED_PICKLE_BYTES, MAX_PICKLE_BYTES
 
 # Top-level modules whose functions are the usual pickle gadgets (code execution, file and
 # network access, import machinery). A call into one of them is reported as hostile; a call
@@ -152,7 +153,8 @@ def _rebuild_parameter(data: Any, *_rest: Any) -> Any:
 
 
 def _path(*parts: Any) -> str:
-    return "/".join(str(p) for p in parts).replace("//", "/")
+    # only strings: str() of a crafted, exponentially shared argument would never return
+    return "/".join(p if isinstance(p, str) else "?" for p in parts).replace("//", "/")
 
 
 def _reconstructor(cls: Any, _base: Any, _state: Any = None) -> Any:
@@ -162,7 +164,7 @@ def _reconstructor(cls: Any, _base: Any, _state: Any = None) -> Any:
 
 
 def _dtype_name(*args: Any) -> str:
-    return str(args[0]) if args else "?"
+    return args[0] if args and isinstance(args[0], str) else "?"
 
 
 def _build_slice(*args: Any) -> slice:
@@ -180,6 +182,18 @@ def _ordered_dict(*args: Any) -> _Dict:
     return _Dict(*args)
 
 
+def _bytearray(*args: Any) -> bytearray:
+    # Protocols 2-4 pickle a bytearray as bytearray(bytes) or bytearray(str, "latin-1"); an integer
+    # argument would allocate that many bytes from a ten-byte pickle.
+    if not args:
+        return bytearray()
+    if isinstance(args[0], (bytes, bytearray)) and len(args) == 1:
+        return bytearray(args[0])
+    if isinstance(args[0], str) and len(args) == 2 and args[1] in ("latin1", "latin-1"):
+        return bytearray(args[0], "latin-1")
+    raise pickle.UnpicklingError("bytearray with unexpected arguments")
+
+
 # (module, name) -> a safe builder. Nothing here imports or runs code named by the file.
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): _ordered_dict,
@@ -187,7 +201,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): _build_slice,
     ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): bytearray,
+    ("builtins", "bytearray"): _bytearray,
     ("__builtin__", "set"): set,
     ("copyreg", "_reconstructor"): _reconstructor,
     ("pathlib", "PosixPath"): _path,
@@ -258,12 +272,150 @@ class _Unpickler(pickle.Unpickler):
             dtype = pid[1] if isinstance(pid[1], str) else "?"
             numel = pid[4] if isinstance(pid[4], int) else -1
             return StorageRef(key, dtype, numel)
-        raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        raise pickle.UnpicklingError(f"unsupported persistent id (a {type(pid).__name__})")  # never repr() it
+
+
+# A trainer state nests a few levels deep and its tuples are small (shapes, strides, call arguments).
+# A crafted pickle can instead build, from memo references, a tuple whose shared parts add up to
+# 2**64 elements: building a dict keyed by it hashes every path (hours, and no signal interrupts it),
+# and a million nested tuples crash the hash, which recurses in C without a guard.
+MAX_TUPLE_ELEMENTS = 1_000_000  # counting shared parts once per reference
+MAX_NESTING = 1_000
+_CAP = MAX_TUPLE_ELEMENTS + 1
+
+
+class _Shape:
+    """A value on the simulated stack: its element count (shared parts counted per use) and nesting."""
+
+    __slots__ = ("size", "depth")
+
+    def __init__(self, size: int = 1, depth: int = 0) -> None:
+        self.size, self.depth = size, depth
+
+    def grow(self, items: list) -> None:
+        if items:
+            self.size = min(_CAP, self.size + sum(i.size for i in items))
+            self.depth = max(self.depth, 1 + max(i.depth for i in items))
+
+
+_LEAF = _Shape()  # numbers, strings, globals: never grown (grow() is only called on containers)
+
+
+def _container(items: list) -> _Shape:
+    shape = _Shape(1, 1)
+    shape.grow(items)
+    return shape
+
+
+def _bounded(shape: _Shape, what: str) -> _Shape:
+    if shape.size > MAX_TUPLE_ELEMENTS:
+        raise UnreadablePickle(
+            f"builds {what} of more than {MAX_TUPLE_ELEMENTS} elements out of shared parts; "
+            "not a trainer state (hashing it would not finish)"
+        )
+    if shape.depth > MAX_NESTING:
+        raise UnreadablePickle(f"nests {what} more than {MAX_NESTING} levels deep; not a trainer state")
+    return shape
+
+
+_SPECIAL = {"MARK", "GET", "BINGET", "LONG_BINGET", "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"}
+_PUSH_LEAF = frozenset(
+    op.name for op in pickletools.opcodes if not op.stack_before and len(op.stack_after) == 1 and op.name not in _SPECIAL
+)
+
+
+def _check_shape(data: bytes) -> None:
+    """Refuse a pickle whose tuples or call arguments would be exponentially large or deep.
+
+    Walks the opcodes (``pickletools.genops``) without building anything; each stack value carries
+    the size it has when every memo reference is copied out. Costs a few ms per 100 KB.
+    """
+    stack: list = []
+    metastack: list = []
+    memo: dict = {}
+
+    def pop_mark() -> list:
+        nonlocal stack
+        items, stack = stack, metastack.pop()
+        return items
+
+    def grow_top(items: list) -> None:
+        if stack and stack[-1] is not _LEAF:
+            stack[-1].grow(items)
+
+    for op, arg, _pos in pickletools.genops(data):
+        name = op.name
+        if name in _PUSH_LEAF:  # the common case first: strings, numbers, None, globals
+            stack.append(_LEAF)
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[arg] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            stack.append(memo[arg])
+        elif name == "MARK":
+            metastack.append(stack)
+            stack = []
+        elif name == "STOP":
+            return
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name == "POP":
+            if stack:
+                stack.pop()
+            else:
+                pop_mark()
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "DUP":
+            stack.append(stack[-1])
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            items = stack[-n:]
+            del stack[-n:]
+            stack.append(_bounded(_container(items), "a tuple"))
+        elif name in ("TUPLE", "FROZENSET"):
+            shape = _bounded(_container(pop_mark()), "a tuple")  # pop_mark() rebinds stack: call it first
+            stack.append(shape)
+        elif name in ("EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
+            stack.append(_Shape(1, 1))
+        elif name in ("LIST", "DICT"):
+            shape = _container(pop_mark())
+            stack.append(shape)
+        elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
+            grow_top(pop_mark())
+        elif name == "APPEND":
+            grow_top([stack.pop()])
+        elif name == "SETITEM":
+            value, key = stack.pop(), stack.pop()
+            grow_top([key, value])
+        elif name == "BUILD":
+            grow_top([stack.pop()])
+        elif name in ("REDUCE", "NEWOBJ"):
+            args = stack.pop()
+            stack[-1] = _Shape(_bounded(args, "call arguments").size, args.depth)
+        elif name == "NEWOBJ_EX":
+            kwargs, args = stack.pop(), stack.pop()
+            both = _bounded(_container([args, kwargs]), "call arguments")
+            stack[-1] = _Shape(both.size, both.depth)
+        elif name in ("OBJ", "INST"):
+            shape = _Shape(_bounded(_container(pop_mark()), "call arguments").size, 1)
+            stack.append(shape)
+        else:  # constants, globals, persistent ids, FRAME, PROTO: by their declared stack effect
+            if pickletools.markobject in op.stack_before:
+                pop_mark()
+            elif op.stack_before:
+                del stack[len(stack) - len(op.stack_before) :]
+            stack.extend([_LEAF] * len(op.stack_after))
 
 
 def unpickle_bytes(data: bytes) -> Unpickled:
     """Unpickle ``data`` into plain data; raise :class:`UnreadablePickle` if it cannot be read."""
     result = Unpickled(value=None)
+    try:
+        _check_shape(data)
+    except UnreadablePickle:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a pickle the opcode walk cannot follow is not loaded
+        raise UnreadablePickle(f"not a readable pickle ({type(exc).__name__}: {exc})") from exc
     try:
         result.value = _Unpickler(data, result).load()
     except RecursionError as exc:
@@ -304,8 +456,15 @@ def read_torch_file(path: Path, limit: int = MAX_PICKLE_BYTES) -> Unpickled:
                 raise UnreadablePickle(
                     f"data.pkl is {info.file_size} bytes uncompressed; refusing more than {limit} bytes"
                 )
+            if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_COMPRESSED_PICKLE_BYTES:
+                # torch.save stores data.pkl uncompressed: inflating a large compressed one is how a
+                # zip bomb turns kilobytes on disk into gigabytes of memory.
+                raise UnreadablePickle(
+                    f"data.pkl is compressed ({info.compress_size} bytes inflating to {info.file_size}); "
+                    f"torch.save never compresses it, refusing more than {MAX_COMPRESSED_PICKLE_BYTES} bytes"
+                )
             with zf.open(info) as fh:
-                data = fh.read(limit + 1)
+                data = fh.read(min(limit, info.file_size) + 1)  # zipfile also stops at the stated size
             if len(data) > limit:
                 raise UnreadablePickle(f"data.pkl inflates past {limit} bytes; refusing it")
             prefix = info.filename[: -len("data.pkl")]

@@ -452,7 +452,7 @@ def test_cli_checks_a_plan_file_and_writes_the_plot(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        ([*GOOD_ARGV, "--schedule", "linear"], "--schedule linear is not supported"),
+        ([*GOOD_ARGV, "--schedule", "inverse_sqrt"], "--schedule inverse_sqrt: NeMo's InverseSquareRootAnnealingScheduler"),
         (["--lr", "1e-4", "--max-steps", "10"], "--min-lr required"),
         ([*GOOD_ARGV[:-1], "-10"], "max_steps=-10"),
         ([*GOOD_ARGV, "--max-steps", "ten"], "invalid int value"),

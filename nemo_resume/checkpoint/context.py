@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemo_resume.constants import IO_JSON
+from nemo_resume.constants import IO_JSON, MAX_JSON_BYTES
 
 # Path suffixes (after "<root>") for each value, most specific first. Megatron's
 # OptimizerConfig holds lr under optim.config; PytorchOptimizerModule under optimizer_fn.
@@ -62,7 +62,8 @@ def _built_class(obj: dict, objects: dict) -> str | None:
     """The class a fiddle Config builds: its metadata's ``fn_or_cls`` pyref."""
     meta = obj.get("metadata")
     if isinstance(meta, dict) and meta.get("type") == "ref":
-        meta = objects.get(meta.get("key"))
+        key = meta.get("key")
+        meta = objects.get(key) if isinstance(key, str) else None  # a list or dict key is not hashable
     items = meta.get("items") if isinstance(meta, dict) else None
     for item in items if isinstance(items, list) else []:
         if isinstance(item, list) and len(item) == 2 and item[0] == "Attr(name='fn_or_cls')":
@@ -111,10 +112,15 @@ def read_saved_config(context_dir: Path) -> SavedConfig | None:
     path = context_dir / IO_JSON
     if not path.exists():
         return None
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"context/{IO_JSON} is {size} bytes; not read (a real one is kilobytes)")
     try:
         doc = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"context/{IO_JSON} is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ValueError(f"context/{IO_JSON} nests too deeply to be a fiddle serialization") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("objects"), dict):
         raise ValueError(f"context/{IO_JSON} is not a fiddle serialization (no 'objects')")
     leaves, classes = _collect(doc["objects"])

@@ -16,6 +16,7 @@ from nemo_resume.constants import (
     COMMON_PT,
     DCP_METADATA,
     KNOWN_SHARDED_BACKENDS,
+    MAX_JSON_BYTES,
     METADATA_JSON,
     OPTIMIZER_KEY,
 )
@@ -27,8 +28,11 @@ def _backend_problem(weights: Path) -> str | None:
     if not path.exists():
         return f"weights/{METADATA_JSON} is missing (the save never finished)"
     try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            return f"weights/{METADATA_JSON} is {size} bytes; not read (megatron-core writes a few hundred)"
         meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         return f"weights/{METADATA_JSON} is unreadable ({type(exc).__name__})"
     backend = meta.get("sharded_backend") if isinstance(meta, dict) else None
     if backend not in KNOWN_SHARDED_BACKENDS:
@@ -99,6 +103,8 @@ def _shard_problems(weights: Path, extents: dict[str, int]) -> list[str]:
 
 def inspect_weights(weights: Path) -> WeightsReport:
     """Every reason the ``weights/`` folder cannot be loaded, and its stored keys; no shard is read."""
+    if not os.access(weights, os.R_OK | os.X_OK):
+        return WeightsReport(("weights/ is not readable (permission denied)",))
     problems: list[str] = []
     keys: frozenset[str] = frozenset()
     backend = _backend_problem(weights)

@@ -55,6 +55,19 @@ class CheckpointLocation:
         return Path(str(self.path).removesuffix(CKPT_EXTENSION) + UNFINISHED_SUFFIX)
 
     @property
+    def target_unfinished_marker(self) -> Path | None:
+        """For a link (``save_last="link"``), its target's marker: nl.ModelCheckpoint removes an old
+        checkpoint (top-k) under that marker before it moves the ``-last`` link, so a kill in between
+        leaves the link on a half-deleted folder. None when the path is not a link or does not resolve."""
+        if not self.path.is_symlink():
+            return None
+        try:
+            target = self.path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return Path(str(target).removesuffix(CKPT_EXTENSION) + UNFINISHED_SUFFIX)
+
+    @property
     def is_last_link(self) -> bool:
         return self.path.name.removesuffix(CKPT_EXTENSION).endswith(LAST_SUFFIX)
 

@@ -15,6 +15,7 @@ from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
 from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
 from nemo_resume.constants import (
+    CALLBACKS_KEY,
     COMMON_PT,
     CONSUMED_SAMPLES_KEY,
     EPOCH_KEY,
@@ -27,7 +28,9 @@ from nemo_resume.constants import (
     PARAM_GROUPS_KEY,
     WEIGHTS_DIR,
 )
+from nemo_resume.errors import NemoResumeError
 from nemo_resume.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
+from nemo_resume.schedules.stages import Stage, stages_from_json
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class SchedulerState:
     decay_steps: int | None
     last_epoch: int | None
     last_lrs: tuple[float, ...] = ()  # _last_lr: each group's LR at last_epoch
+    stages: tuple[Stage, ...] = ()  # nemo_resume's StagedLR (--lr-stages)
+    # Other plain public fields of the state dict (hold_steps, power, ...): other NeMo classes restore them too.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +76,8 @@ class SchedulerState:
             "decay_steps": self.decay_steps,
             "last_epoch": self.last_epoch,
             "last_lr": list(self.last_lrs),
+            "stages": [st.to_json() for st in self.stages],
+            "extra": dict(self.extra),
         }
 
 
@@ -89,6 +97,9 @@ class CheckpointState:
     hostile_calls: tuple[str, ...] = ()
     unknown_calls: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # The folder nl.ModelCheckpoint was saving into when it wrote this one (its callback state's
+    # dirpath): tells two runs' checkpoints apart when they are copied into one folder.
+    saved_dirpath: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -113,23 +124,32 @@ def _floats(v: Any) -> tuple[float, ...]:
     return tuple(x for x in (_num(b) for b in v) if x is not None)
 
 
-def _find_param_groups(node: Any, depth: int = 0) -> list[dict] | None:
-    """The first ``param_groups`` list in an optimizer state (Lightning or megatron-core)."""
-    if depth > 4:
-        return None
-    if isinstance(node, dict):
-        groups = node.get(PARAM_GROUPS_KEY)
-        if isinstance(groups, list) and all(isinstance(g, dict) for g in groups):
-            return groups
-        children = node.values()
-    elif isinstance(node, (list, tuple)):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = _find_param_groups(child, depth + 1)
-        if found is not None:
-            return found
+_MAX_VISITS = 100_000  # containers looked at; a real optimizer state holds param_groups within a few
+
+
+def _find_param_groups(node: Any) -> list[dict] | None:
+    """The first ``param_groups`` list in an optimizer state (Lightning or megatron-core).
+
+    Depth-first, at most 5 levels, each container visited once and at most ``_MAX_VISITS`` of them:
+    a crafted pickle can share one list a thousand times at every level.
+    """
+    stack, seen = [(node, 0)], set()
+    while stack and len(seen) < _MAX_VISITS:
+        node, depth = stack.pop()
+        if id(node) in seen or depth > 4:
+            continue
+        if isinstance(node, dict):
+            seen.add(id(node))
+            groups = node.get(PARAM_GROUPS_KEY)
+            if isinstance(groups, list) and all(isinstance(g, dict) for g in groups):
+                return groups
+            children = list(node.values())
+        elif isinstance(node, (list, tuple)):
+            seen.add(id(node))
+            children = list(node)
+        else:
+            continue
+        stack.extend((child, depth + 1) for child in reversed(children))
     return None
 
 
@@ -139,6 +159,27 @@ def _optimizer_part(state: dict) -> Any:
         if part:
             return part
     return None
+
+
+# State-dict keys SchedulerState models by name ("stages" too); every other plain public one goes to extra.
+_MODELED = {"base_lrs", "min_lr", "max_steps", "warmup_steps", "constant_steps", "decay_steps", "last_epoch", "stages"}
+
+
+_MAX_STAGES = 10_000  # a real --lr-stages run has a handful; a crafted pickle can repeat one dict millions of times
+
+
+def _stages(v: Any) -> tuple[Stage, ...]:
+    if v is None or (isinstance(v, (list, tuple)) and len(v) > _MAX_STAGES):
+        return ()
+    try:
+        return stages_from_json(v)
+    except NemoResumeError:
+        return ()  # not nemo_resume's stages: reported as a plain scheduler
+
+
+def _extra(s: dict) -> dict[str, Any]:
+    plain = (int, float, str, bool, type(None))
+    return {k: v for k, v in s.items() if isinstance(k, str) and not k.startswith("_") and k not in _MODELED and isinstance(v, plain)}
 
 
 def _scheduler(state: dict) -> SchedulerState | None:
@@ -155,6 +196,8 @@ def _scheduler(state: dict) -> SchedulerState | None:
         decay_steps=_int(s.get("decay_steps")),
         last_epoch=_int(s.get("last_epoch")),
         last_lrs=_floats(s.get("_last_lr")),
+        stages=_stages(s.get("stages")),
+        extra=_extra(s),
     )
 
 
@@ -169,6 +212,19 @@ def _consumed_samples(state: dict) -> float | None:
             found = _num(value.get(CONSUMED_SAMPLES_KEY))
             if found is not None:
                 return found
+    return None
+
+
+def _saved_dirpath(state: dict) -> str | None:
+    """``dirpath`` from the ModelCheckpoint callback's state (Lightning keys callbacks by class name)."""
+    callbacks = state.get(CALLBACKS_KEY)
+    if not isinstance(callbacks, dict):
+        return None
+    for key, value in callbacks.items():
+        if isinstance(key, str) and key.startswith("ModelCheckpoint") and isinstance(value, dict):
+            dirpath = value.get("dirpath")
+            if isinstance(dirpath, str):
+                return dirpath
     return None
 
 
@@ -191,6 +247,7 @@ def _from_trainer_state(loc: CheckpointLocation, pickled: Unpickled, reasons: li
         "scheduler": _scheduler(state),
         "hostile_calls": tuple(dict.fromkeys(pickled.hostile_calls)),
         "unknown_calls": tuple(dict.fromkeys(c for c in pickled.calls if c not in pickled.hostile_calls)),
+        "saved_dirpath": _saved_dirpath(state),
     }
 
 
@@ -207,6 +264,10 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
     reasons = list(loc.layout_reasons)
     if loc.unfinished_marker.exists():
         reasons.append(f"save was interrupted: {loc.unfinished_marker.name} marker is present")
+    elif loc.target_unfinished_marker is not None and loc.target_unfinished_marker.exists():
+        reasons.append(
+            f"its target's save or removal was interrupted: {loc.target_unfinished_marker.name} marker is present"
+        )
     fields: dict[str, Any] = {}
     notes: list[str] = []
     weights: WeightsReport | None = None

@@ -15,7 +15,6 @@ from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
 from nemo_resume.prelaunch import check_plan
 from nemo_resume.recipes.options import RecipeOptions
-from nemo_resume.request import ScheduleRequest
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ def prepare(opts: RecipeOptions) -> Prepared:
     try:
         request, error = opts.request(), None
     except NemoResumeError as exc:
-        raw = (opts.lr, opts.min_lr, opts.max_steps, opts.warmup_steps, opts.constant_steps)
-        request, error = ScheduleRequest(*raw, checked=False), str(exc)
+        request, error = opts.request(checked=False), str(exc)
     policy = "keep" if error else opts.lr_policy
     plan = plan_resume(opts.run_dir, request, resume=opts.resume, policy=policy)
     return Prepared(opts, plan, check_plan(plan), error)
@@ -100,12 +98,17 @@ def smoke(opts: RecipeOptions, plan: ResumePlan):
     ones; the model and the strategy are not Megatron's (docs/smoke.md says what differs).
     """
     from nemo_resume.callback import ResumeScheduleCallback
+    from nemo_resume.schedules.select import scheduler_module
     from nemo_resume.smoke.train import SmokeConfig, train
 
+    mult = opts.lr_mult
     cfg = SmokeConfig(
         lr=opts.lr, min_lr=opts.min_lr, warmup_steps=opts.warmup_steps, max_steps=opts.max_steps,
         constant_steps=opts.constant_steps, checkpoint_every=opts.checkpoint_every,
         save_optim_on_train_end=True, name=opts.name,
+        # the recipe's own scheduler module; one extra head stands in for the --lr-mult parameters
+        lr_scheduler=scheduler_module(opts.request(checked=False)).build(),
+        lr_mults=(mult.mult,) if mult else (), save_from_step=opts.save_from_step,
     )
     callbacks = [ResumeScheduleCallback.from_state(plan.target, plan.resume_step)] if plan.target else []
     resume_from = Path(plan.checkpoint) if plan.mode == MODE_RESUME and plan.checkpoint else None

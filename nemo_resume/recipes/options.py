@@ -8,12 +8,18 @@ defaults are ``min_lr=6e-5, constant_steps=80000``. Here every schedule value is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nemo_resume.errors import NemoResumeError
 from nemo_resume.policy import POLICIES
-from nemo_resume.request import ScheduleRequest
+from nemo_resume.request import STAGED, ScheduleRequest
+from nemo_resume.save_from import checkpoint_steps
+from nemo_resume.schedules.groups import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
+from nemo_resume.schedules.select import scheduler_module
+from nemo_resume.schedules.stages import Stage, parse_stages, total_steps
 
 Task = Literal["finetune", "pretrain"]
 
@@ -101,15 +107,35 @@ class RecipeOptions:
     executor: str = "local"
     slurm: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    schedule: str = "cosine"
+    stages: tuple[Stage, ...] = ()
+    decay_steps: int | None = None
+    decay_type: str | None = None
+    lr_mult_rules: tuple[LrMultRule, ...] = ()
+    save_from_step: int | None = None
 
     @property
     def run_dir(self) -> Path:
         """Where NeMoLogger writes this run (``<dir>/<name>``, checkpoints in ``checkpoints/``)."""
         return self.dir / self.name
 
-    def request(self) -> ScheduleRequest:
-        """The validated schedule; raises NemoResumeError naming the value to change."""
-        return ScheduleRequest(self.lr, self.min_lr, self.max_steps, self.warmup_steps, self.constant_steps)
+    @property
+    def lr_mult(self) -> LrMultPlan | None:
+        """The one ``scale_lr_cond``/``lr_mult`` pair for ``MegatronOptimizerModule`` (None: no --lr-mult)."""
+        return lr_mult_plan(self.lr_mult_rules)
+
+    def request(self, checked: bool = True) -> ScheduleRequest:
+        """The schedule; validated unless ``checked=False`` (then only the pre-launch check judges it).
+
+        Raises:
+            NemoResumeError: naming the value to change.
+        """
+        plan = self.lr_mult
+        return ScheduleRequest(
+            self.lr, self.min_lr, self.max_steps, self.warmup_steps, self.constant_steps,
+            (plan.mult,) if plan else (), checked=checked, schedule=self.schedule, stages=self.stages,
+            decay_steps=self.decay_steps, decay_type=self.decay_type,
+        )
 
 
 def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
@@ -124,12 +150,20 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
     g.add_argument("--global-batch-size", type=int, default=d["global_batch_size"])
     g.add_argument("--micro-batch-size", type=int, default=d["micro_batch_size"])
     g = p.add_argument_group("schedule and optimizer (all explicit; see docs/recipes.md)")
-    g.add_argument("--lr", type=float, default=d["lr"], help="peak LR (finetune default: 1e-4 LoRA/DoRA, 5e-6 full)")
+    g.add_argument("--lr", type=float, help="peak LR (finetune default: 1e-4 LoRA/DoRA, 5e-6 full; pretrain: 3e-4)")
     g.add_argument("--min-lr", type=float, default=d["min_lr"], help="cosine floor (pretrain default: 0.1 x lr)")
-    g.add_argument("--max-steps", type=int, default=d["max_steps"])
+    g.add_argument("--max-steps", type=int, help=f"default {d['max_steps']}; with --lr-stages, their sum")
     g.add_argument("--warmup-steps", type=int, default=None, help=f"default {d['warmup_steps']}")
     g.add_argument("--warmup-ratio", type=float, help="warmup as a fraction of --max-steps (instead of --warmup-steps)")
     g.add_argument("--constant-steps", type=int, default=d["constant_steps"])
+    g.add_argument("--schedule", default="cosine", help="a Hugging Face scheduler name, run by the NeMo module "
+                   "with its shape; names NeMo cannot reproduce are refused (docs/schedules.md; default: %(default)s)")
+    g.add_argument("--lr-stages", metavar="STEPS:LR,...", help="staged LR, e.g. 75:1e-4,50:1e-5; STEPS:LR:wN warms "
+                   "up N steps inside a stage (sets --lr and --max-steps)")
+    g.add_argument("--decay-steps", type=int, help="--schedule warmup_stable_decay: decay length (HF's num_decay_steps)")
+    g.add_argument("--decay-type", help="--schedule warmup_stable_decay: linear or 1-sqrt")
+    g.add_argument("--lr-mult", action="append", default=[], metavar="PATTERN=MULT", help="parameters whose name "
+                   "matches the glob train at lr * MULT (repeat for more patterns; one MULT for all: NeMo takes one)")
     for flag in ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad"):
         g.add_argument("--" + flag.replace("_", "-"), type=float, default=d[flag])
     g = p.add_argument_group("parallelism and launch")
@@ -144,6 +178,8 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
     g.add_argument("--dir", type=Path, default=Path("results"), help="log dir (default: %(default)s)")
     g.add_argument("--name", default=f"qwen25_{task}")
     g.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="save every N steps")
+    g.add_argument("--save-from-step", type=int, metavar="S", help="no checkpoint while the first S steps train "
+                   "(then every --checkpoint-every; the end of training is always saved)")
     g.add_argument("--resume", default="auto", help="auto | never | PATH (default: auto)")
     g.add_argument("--lr-policy", choices=POLICIES, default="auto")
     g = p.add_argument_group("actions")
@@ -155,30 +191,73 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def _staged(args: argparse.Namespace, notes: list[str]) -> tuple[Stage, ...]:
+    """``--lr-stages``: the stages set the LR and the length; the other schedule flags do not apply."""
+    stages = parse_stages(args.lr_stages)
+    given = describe_flags(args, ("lr", "warmup_steps", "warmup_ratio", "decay_steps", "decay_type"))
+    if given:
+        raise NemoResumeError(f"{' '.join(given)} with --lr-stages {args.lr_stages}: the stages set the LR "
+                              "(warm up inside a stage: 75:1e-4:w10); drop them")
+    if args.schedule not in ("cosine", STAGED):
+        raise NemoResumeError(f"--lr-stages with --schedule {args.schedule}: stages are their own schedule; drop --schedule")
+    notes.append(f"--lr-stages {args.lr_stages}: {len(stages)} stages, {total_steps(stages)} steps, lr {stages[0].lr:g} "
+                 "(the first stage's)")
+    return stages
+
+
+def describe_flags(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """``--flag value`` for each of ``names`` given on the command line (not None)."""
+    return [f"--{n.replace('_', '-')} {getattr(args, n)}" for n in names if getattr(args, n) is not None]
+
+
 def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
-    """Resolve defaults that depend on other flags, and say so in ``notes``."""
+    """Resolve defaults that depend on other flags, and say so in ``notes``.
+
+    Raises:
+        NemoResumeError: flags that contradict each other, a --schedule NeMo cannot run
+            faithfully, or --lr-mult patterns with different multipliers.
+    """
     d = DEFAULTS[task]
-    notes = []
-    lr = args.lr if args.lr is not None else PEFT_LR[args.peft]
+    notes: list[str] = []
+    stages = _staged(args, notes) if args.lr_stages else ()
+    lr = stages[0].lr if stages else args.lr if args.lr is not None else d["lr"] or PEFT_LR[args.peft]
+    max_steps = args.max_steps if args.max_steps is not None else total_steps(stages) if stages else d["max_steps"]
     min_lr = args.min_lr
-    if min_lr is None:
+    if min_lr is None and stages:
+        min_lr = 0.0
+        notes.append("--min-lr not given: 0 (a staged schedule has no floor; the check verifies every LR stays above it)")
+    elif min_lr is None:
         min_lr = float(f"{0.1 * lr:.6g}")  # 1e-06, not 1.0000000000000002e-06, in configs
         notes.append(f"--min-lr not given: using 0.1 x lr = {min_lr:g} (the stock recipe keeps 3e-05 whatever lr is)")
     warmup = args.warmup_steps
     if args.warmup_ratio is not None:
-        warmup = int(args.warmup_ratio * args.max_steps)
-        notes.append(f"--warmup-ratio {args.warmup_ratio} of {args.max_steps} steps = {warmup} warmup steps")
+        warmup = int(args.warmup_ratio * max_steps)
+        notes.append(f"--warmup-ratio {args.warmup_ratio} of {max_steps} steps = {warmup} warmup steps")
     elif warmup is None:
-        warmup = d["warmup_steps"]
+        # staged (warmups inside stages), constant and polynomial (no warmup in HF / NeMo's module): 0
+        warmup = 0 if stages or args.schedule in ("constant", "polynomial") else d["warmup_steps"]
     slurm = {k: getattr(args, k) for k in ("account", "partition", "time", "container_image")}
     slurm["mounts"] = list(args.mount)
-    return RecipeOptions(
+    rules = tuple(parse_lr_mult(v) for v in args.lr_mult)
+    lr_mult_plan(rules)  # one multiplier, or a refusal saying why NeMo takes one
+    if args.save_from_step is not None:
+        if args.save_from_step < 0:
+            raise NemoResumeError(f"--save-from-step {args.save_from_step} must be a whole number >= 0")
+        steps = checkpoint_steps(max_steps, args.checkpoint_every, args.save_from_step)
+        notes.append(f"--save-from-step {args.save_from_step} --checkpoint-every {args.checkpoint_every}: {len(steps)} "
+                     f"checkpoints" + (f", step={steps[0]} ... step={steps[-1]}" if steps else " (and the one at the end)"))
+    opts = RecipeOptions(
         task=task, size=args.size, peft=args.peft, lr=lr, min_lr=min_lr, warmup_steps=warmup,
-        constant_steps=args.constant_steps, max_steps=args.max_steps, dir=args.dir, name=args.name,
+        constant_steps=args.constant_steps, max_steps=max_steps, dir=args.dir, name=args.name,
         data=args.data, seq_length=args.seq_length, global_batch_size=args.global_batch_size,
         micro_batch_size=args.micro_batch_size, tp=args.tp, pp=args.pp, cp=args.cp, num_nodes=args.num_nodes,
         gpus_per_node=args.gpus_per_node, checkpoint_every=args.checkpoint_every,
         weight_decay=args.weight_decay, adam_beta1=args.adam_beta1, adam_beta2=args.adam_beta2,
         adam_eps=args.adam_eps, clip_grad=args.clip_grad, resume=args.resume, lr_policy=args.lr_policy,
         executor=args.executor, slurm=slurm, notes=tuple(notes),
+        schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
+        decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step,
     )
+    module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2
+    # The default cosine's notes (HF's cosine decays to 0) are for those who asked for an HF name.
+    return dataclasses.replace(opts, notes=opts.notes + module.notes) if args.schedule != "cosine" else opts

@@ -9,10 +9,10 @@ A variant is made the torchtitan way: call :func:`qwen25_recipe` and edit the re
 # by their real annotation objects (a string annotation fails: "Unsupported type: str").
 from typing import Optional
 
+import fiddle as fdl
 import nemo_run as run
 from nemo import lightning as nl
 from nemo.collections import llm
-from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
 
 from nemo_resume.callback import ResumeScheduleCallback
 from nemo_resume.errors import NemoResumeError
@@ -24,6 +24,9 @@ from nemo_resume.recipes.options import (
     build_parser,
     options_from_args,
 )
+from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
+from nemo_resume.schedules.param_match import ParamNameMatch
+from nemo_resume.schedules.select import scheduler_module
 
 
 def _stock_recipe(opts: RecipeOptions) -> run.Partial:
@@ -97,16 +100,18 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     c.adam_beta1, c.adam_beta2, c.adam_eps = opts.adam_beta1, opts.adam_beta2, opts.adam_eps
     c.clip_grad = opts.clip_grad
     # Every field explicit: the class defaults (min_lr=6e-5, warmup 750, constant 80000,
-    # max_steps=10) are the traps in facts section 4.
-    recipe.optim.lr_scheduler = run.Config(
-        CosineAnnealingScheduler,
-        max_steps=opts.max_steps,
-        warmup_steps=opts.warmup_steps,
-        constant_steps=opts.constant_steps,
-        min_lr=opts.min_lr,
-    )
+    # max_steps=10) are the traps in facts section 4. --schedule NAME / --lr-stages pick the module.
+    recipe.optim.lr_scheduler = scheduler_module(opts.request(checked=False)).run_config()
+    mult = opts.lr_mult
+    if mult is not None:
+        # MegatronOptimizerModule's one scale_lr_cond/lr_mult pair (nemo_resume.schedules.groups).
+        recipe.optim.scale_lr_cond = run.Config(ParamNameMatch, patterns=list(mult.patterns))
+        recipe.optim.lr_mult = mult.mult
 
     ckpt = recipe.log.ckpt
+    if opts.save_from_step is not None:
+        fdl.update_callable(ckpt, SaveFromStepCheckpoint)
+        ckpt.save_from_step = opts.save_from_step
     ckpt.every_n_train_steps = opts.checkpoint_every
     ckpt.train_time_interval = None
     ckpt.save_last = True

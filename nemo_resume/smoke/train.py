@@ -34,7 +34,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Sequence, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import lightning.pytorch as pl
 
@@ -61,6 +61,10 @@ class SmokeConfig:
     checkpoint_every, save_top_k, save_last, save_optim_on_train_end
                   -> ``nl.ModelCheckpoint(every_n_train_steps=..., ...)``
     lr_mults      -> extra param groups with ``lr = lr * mult`` (see ``nemo_resume.smoke.model``)
+    lr_scheduler  -> another NeMo ``LRSchedulerModule`` instead of the cosine built from the fields above
+                     (``min_lr``, ``warmup_steps``, ``constant_steps`` are then unused)
+    save_from_step -> ``nemo_resume.save_from_checkpoint.SaveFromStepCheckpoint(save_from_step=...)``: no interval
+                     checkpoint until more than this many steps are done
     """
 
     lr: float = 1e-3
@@ -82,6 +86,8 @@ class SmokeConfig:
     #: ``nl.ModelCheckpoint(filename=...)``; ``None`` means ``f"{name}--{{step}}"``. Avoid ``{epoch}``: the
     #: epoch counter has moved on by ``on_train_end``, so the end-of-training ``-last`` save gets a new name.
     filename: Optional[str] = None
+    lr_scheduler: Optional[Any] = None
+    save_from_step: Optional[int] = None
 
     def with_(self, **changes) -> "SmokeConfig":
         """A copy with some fields changed."""
@@ -195,7 +201,9 @@ def build_trainer_parts(cfg: SmokeConfig, log_dir: Path, *, callbacks: Sequence 
 
     optim = PytorchOptimizerModule(
         optimizer_fn=make_optimizer_fn(cfg.lr, weight_decay=cfg.weight_decay),
-        lr_scheduler=CosineAnnealingScheduler(
+        lr_scheduler=cfg.lr_scheduler
+        if cfg.lr_scheduler is not None
+        else CosineAnnealingScheduler(
             max_steps=cfg.max_steps,
             warmup_steps=cfg.warmup_steps,
             constant_steps=cfg.constant_steps,
@@ -217,7 +225,12 @@ def build_trainer_parts(cfg: SmokeConfig, log_dir: Path, *, callbacks: Sequence 
     monitor_kwargs: dict = {"monitor": None}
     if cfg.save_top_k not in (-1, 0, 1):
         monitor_kwargs = {"monitor": "step", "mode": "max"}
-    checkpoint = nl.ModelCheckpoint(
+    checkpoint_cls, window = nl.ModelCheckpoint, {}
+    if cfg.save_from_step is not None:
+        from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
+
+        checkpoint_cls, window = SaveFromStepCheckpoint, {"save_from_step": cfg.save_from_step}
+    checkpoint = checkpoint_cls(
         filename=cfg.checkpoint_filename,
         every_n_train_steps=cfg.checkpoint_every,
         save_top_k=cfg.save_top_k,
@@ -225,6 +238,7 @@ def build_trainer_parts(cfg: SmokeConfig, log_dir: Path, *, callbacks: Sequence 
         save_optim_on_train_end=cfg.save_optim_on_train_end,
         verbose=False,
         **monitor_kwargs,
+        **window,
     )
     recorder = LRRecorder()
     trainer = nl.Trainer(

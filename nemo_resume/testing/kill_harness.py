@@ -17,7 +17,8 @@ judges the remains as a user would see them:
 1. ``nemo-resume inspect RUN --json`` never reports a checkpoint as complete that is not (ground truth: the
    ``.ckpt`` loads with ``torch.load`` and has no marker; for Megatron, the writer's journal), nor one with
    a marker; its newest resumable checkpoint is the newest one that truly is;
-2. ``nemo-resume plan RUN --resume auto`` (an extended schedule) picks that same checkpoint;
+2. ``nemo-resume plan RUN --resume auto`` (an extended schedule) picks that same checkpoint, or starts
+   fresh (exit 0) when nothing was saved and refuses (exit 1) when only partial checkpoints are left;
 3. neither command created, removed or changed a file (:func:`tree_manifest` before and after);
 4. the planned resume works: for Lightning a real resumed run (``ResumeScheduleCallback`` when the plan has
    a target) reaches the requested ``max_steps``; for Megatron, megatron-core's ``dist_checkpointing.load``
@@ -35,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import io
 import json
 import os
 import random
@@ -49,19 +48,13 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
+from collections.abc import Callable
 
 from nemo_resume.constants import UNFINISHED_SUFFIX
+from nemo_resume.testing.fuzz import call_cli, tree_manifest
 
-__all__ = [
-    "KillTrial",
-    "TrialResult",
-    "Zygote",
-    "call_cli",
-    "run_trial",
-    "start_harness",
-    "tree_manifest",
-]
+__all__ = ["KillTrial", "TrialResult", "Zygote", "run_trial", "run_trials", "start_harness"]
 
 #: The smoke run every trial starts from: a checkpoint after every step, warmup then cosine.
 RUN_CONFIG = dict(lr=1e-3, min_lr=1e-5, warmup_steps=3, max_steps=8, checkpoint_every=1, name="smoke")
@@ -76,61 +69,7 @@ IN_SAVE_JITTER_S = {"lightning": 0.004, "megatron": 0.2}
 _POLL_S = 0.001
 
 
-# ----------------------------------------------------------------------------------------- disk and CLIs
-
-
-def tree_manifest(root: Path | str) -> dict[str, tuple]:
-    """Every entry under ``root``: ``("file", size, sha256)``, ``("link", target)`` or ``("dir",)``.
-
-    Links are recorded, never followed, so a dangling or looping link is fine.
-    """
-    root = Path(root)
-    out: dict[str, tuple] = {}
-    if not root.exists() and not root.is_symlink():
-        return out
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = ("link", os.readlink(p))
-            elif p.is_dir():
-                out[rel] = ("dir",)
-            else:
-                try:
-                    data = p.read_bytes()
-                except PermissionError:
-                    out[rel] = ("file", p.lstat().st_size, None)
-                    continue
-                out[rel] = ("file", len(data), hashlib.sha256(data).hexdigest())
-    return out
-
-
-@dataclass(frozen=True)
-class CliCall:
-    code: int
-    out: str
-    err: str
-    seconds: float
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def call_cli(which: str, argv: list[str]) -> CliCall:
-    """``nemo_resume.inspect.main(argv)`` or ``nemo_resume.plan.main(argv)`` in this process, output captured."""
-    if which == "inspect":
-        from nemo_resume.inspect import main
-    elif which == "plan":
-        from nemo_resume.plan import main
-    else:
-        raise ValueError(which)
-    out, err = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return CliCall(code, out.getvalue(), err.getvalue(), time.perf_counter() - start)
+# ----------------------------------------------------------------------------------------- names
 
 
 def megatron_name(step: int) -> str:
@@ -210,7 +149,7 @@ class Zygote:
                 self.proc.wait()
         self._replies.close()
 
-    def __enter__(self) -> "Zygote":
+    def __enter__(self) -> Zygote:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -261,7 +200,12 @@ def _serve(reply_fd: int) -> int:
                 os.setpgid(pid, pid)  # also here: the harness may kill the group before the child ran
             answer({"pid": pid})
         elif msg["op"] == "wait":
-            _, status = os.waitpid(int(msg["pid"]), 0)
+            pid = int(msg["pid"])
+            _, status = os.waitpid(pid, 0)
+            # A job ends with os._exit, which skips multiprocessing's cleanup: end the helper processes
+            # megatron-core started (they are in the job's process group) too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
             answer({"exit": os.waitstatus_to_exitcode(status)})
         elif msg["op"] == "exit":
             answer({"bye": True})
@@ -338,7 +282,7 @@ def _job_megatron(job: dict) -> dict:
             _marker(path).unlink()
 
         kept: list[Path] = []
-        last_link: Optional[Path] = None
+        last_link: Path | None = None
         for step, source in job["sources"]:
             out = ckpt_dir / megatron_name(step)
             _marker(out).touch()  # set_checkpoint_unfinished_marker
@@ -402,16 +346,16 @@ class KillTrial:
 class TrialResult:
     trial: KillTrial
     kill_after_s: float = 0.0
-    exit: Optional[int] = None
+    exit: int | None = None
     finished_before_kill: bool = False
     markers_left: list[str] = field(default_factory=list)
     on_disk: int = 0  # checkpoints left on disk (including partial ones)
     truly_complete: int = 0
     partial: int = 0
-    inspect_code: Optional[int] = None
-    plan_code: Optional[int] = None
-    planned_step: Optional[int] = None
-    truth_step: Optional[int] = None
+    inspect_code: int | None = None
+    plan_code: int | None = None
+    planned_step: int | None = None
+    truth_step: int | None = None
     resume: str = "-"
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -510,14 +454,15 @@ def _megatron_job(trial_dir: Path, sources: list[tuple[int, str]], keep: int) ->
     }
 
 
-def make_trial(index: int, rng: random.Random, megatron_share: float = 0.34) -> KillTrial:
-    """A random trial: writer, kill mode and checkpoint knobs drawn from ``rng``."""
-    writer = "megatron" if rng.random() < megatron_share else "lightning"
-    mode = rng.choice(["random", "in-save"])
+def make_trial(index: int, rng: random.Random) -> KillTrial:
+    """Trial ``index``: every third one is Megatron; each writer alternates random and in-save kills, so
+    any six consecutive trials cover all four. The checkpoint knobs and the kill moment come from ``rng``."""
+    megatron = index % 3 == 2
+    nth = index // 3 if megatron else 2 * (index // 3) + index % 3  # this writer's own trial count
     return KillTrial(
         index=index,
-        writer=writer,
-        mode=mode,
+        writer="megatron" if megatron else "lightning",
+        mode=("random", "in-save")[nth % 2],
         seed=rng.randrange(2**31),
         save_top_k=rng.choice([-1, 1, 3]),
         save_last=rng.choice([True, "link"]),
@@ -589,12 +534,12 @@ def run_trial(h: Harness, trial: KillTrial) -> TrialResult:
 class Truth:
     """What a checkpoint really is, known without nemo-resume."""
 
-    step: Optional[int]
+    step: int | None
     complete: bool
     resumable: bool
 
 
-def _step_of(name: str) -> Optional[int]:
+def _step_of(name: str) -> int | None:
     import re
 
     m = re.search(r"(?:^|[-_])step=(\d+)", name)
@@ -642,7 +587,7 @@ def _megatron_truth(ckpt_dir: Path, trial_dir: Path) -> dict[str, Truth]:
     return out
 
 
-def _truth_of(path: Path, truth: dict[str, Truth]) -> Optional[Truth]:
+def _truth_of(path: Path, truth: dict[str, Truth]) -> Truth | None:
     if path.is_symlink():
         if _marker(path).exists():
             return Truth(_step_of(path.name), False, False)
@@ -653,7 +598,7 @@ def _truth_of(path: Path, truth: dict[str, Truth]) -> Optional[Truth]:
     return truth.get(path.name)
 
 
-def _judge(run_dir: Path, ckpt_dir: Path, truth: dict[str, Truth], result: TrialResult) -> Optional[dict]:
+def _judge(run_dir: Path, ckpt_dir: Path, truth: dict[str, Truth], result: TrialResult) -> dict | None:
     """Checks 1-3; returns the plan JSON when the plan resumes from a checkpoint."""
     fail = result.failures.append
     result.truly_complete = sum(t.complete for t in truth.values())
@@ -662,7 +607,7 @@ def _judge(run_dir: Path, ckpt_dir: Path, truth: dict[str, Truth], result: Trial
     result.truth_step = best
     before = tree_manifest(run_dir)
     ins = call_cli("inspect", [str(run_dir), "--json"])
-    plan = call_cli("plan", [str(run_dir), *plan_request_args(), "--json"])
+    plan = call_cli("plan", [str(run_dir), "--resume", "auto", *plan_request_args(), "--json"])
     if tree_manifest(run_dir) != before:
         fail("inspect/plan changed the run folder")
     result.inspect_code, result.plan_code = ins.code, plan.code
@@ -795,7 +740,7 @@ def summarize(results: list[TrialResult]) -> str:
     )
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nemo_resume.testing.kill_harness", description=__doc__.splitlines()[0])
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     p.add_argument("--trials", type=int, default=36)

@@ -190,8 +190,12 @@ def _build_gpt(seed: int):
     return config, model
 
 
-def _build_optimizer(config, model, base_lr: float, min_lr: float, weight_decay: float):
-    """megatron-core's optimizer, set up through NeMo's ``setup_megatron_optimizer`` (non-distributed)."""
+def _build_optimizer(config, model, base_lr: float, min_lr: float, weight_decay: float, **group_kwargs):
+    """megatron-core's optimizer, set up through NeMo's ``setup_megatron_optimizer`` (non-distributed).
+
+    ``group_kwargs`` (``scale_lr_cond``, ``lr_mult``, ``no_weight_decay_cond``) go to ``setup_megatron_optimizer``
+    as ``MegatronOptimizerModule.optimizers`` passes them.
+    """
     from types import SimpleNamespace
 
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
@@ -218,7 +222,7 @@ def _build_optimizer(config, model, base_lr: float, min_lr: float, weight_decay:
         fp16=False,
     )
     with _CudaTensorsOnCpu():
-        optimizer = setup_megatron_optimizer(models, opt_config)
+        optimizer = setup_megatron_optimizer(models, opt_config, **group_kwargs)
     return ddp, optimizer
 
 

@@ -1,0 +1,82 @@
+"""Draw docs/img/schedules/<name>.png: each --schedule as NeMo's module runs it, with Hugging Face's function.
+
+    .venv/bin/python scripts/plot_schedules.py [OUT_DIR]
+
+Settings per name are in SETTINGS (200 steps, lr 1e-4, 20 warmup steps where the name has a
+warmup); the values come from nemo_resume.schedules.reference, the code the tests compare.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Runs from a clone without `pip install -e .` too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nemo_resume.request import ScheduleRequest  # noqa: E402
+from nemo_resume.schedules.reference import hf_lrs, nemo_lrs  # noqa: E402
+from nemo_resume.schedules.select import scheduler_module  # noqa: E402
+from nemo_resume.schedules.stages import parse_stages  # noqa: E402
+
+LR, STEPS = 1e-4, 200
+SETTINGS: dict[str, dict] = {
+    "linear": dict(warmup_steps=20),
+    "cosine": dict(warmup_steps=20),
+    "cosine_with_min_lr": dict(warmup_steps=20, min_lr=1e-5),
+    "polynomial": dict(min_lr=1e-5),
+    "constant": {},
+    "constant_with_warmup": dict(warmup_steps=20),
+    "warmup_stable_decay": dict(warmup_steps=20, decay_steps=60, decay_type="linear", min_lr=1e-5),
+    "staged": dict(stages=parse_stages("75:1e-4,50:1e-5:w10,75:5e-6"), lr_mults=(0.5,)),
+}
+
+
+def request(name: str) -> ScheduleRequest:
+    kw = {"min_lr": 0.0, **SETTINGS[name]}
+    return ScheduleRequest(LR, kw.pop("min_lr"), STEPS, schedule=name, checked=False, **kw)
+
+
+def draw(name: str, out: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    req = request(name)
+    steps = list(range(STEPS + 1))
+    fig = Figure(figsize=(5, 2.6), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    nemo = nemo_lrs(req, steps)
+    for g in range(nemo.shape[1]):
+        ax.plot(
+            steps,
+            nemo[:, g],
+            color=f"C{g}",
+            lw=1.6,
+            label=scheduler_module(req).label + (f" (group {g}, lr_mult 0.5)" if g else ""),
+        )
+    if name != "staged":
+        ax.plot(steps, hf_lrs(req, steps)[:, 0], "--", color="black", lw=1, label=f"HF {name}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("LR")
+    ax.set_title(
+        f"--schedule {name}" if name != "staged" else "--lr-stages 75:1e-4,50:1e-5:w10,75:5e-6", fontsize=9, pad=10
+    )
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path = out / f"{name}.png"
+    fig.savefig(path, format="png")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "docs" / "img" / "schedules"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SETTINGS:
+        print(draw(name, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
