@@ -7,7 +7,7 @@ The plan is plain data; :mod:`nemo_resume.callback` applies it inside the run an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,16 @@ class ResumePlan:
         if self.mode == MODE_RESUME and self.saved is not None and self.decision is not None:
             return self.decision.effective(self.saved)
         return self.request.cosine_state()
+
+    def config_state(self) -> CosineState:
+        """The requested schedule as NeMo builds it for this run's optimizer, before any restore.
+
+        On a resume it has one base LR per param group of the checkpoint (megatron-core splits
+        groups by weight decay too), so the check builds a scheduler shaped like the real one.
+        """
+        state = self.request.cosine_state()
+        group_lrs = self.request.group_lrs_for(self.saved.base_lrs) if self.saved is not None else None
+        return replace(state, base_lrs=group_lrs) if group_lrs is not None else state
 
     @property
     def target(self) -> CosineState | None:

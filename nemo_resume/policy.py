@@ -9,7 +9,7 @@ with the reason and the step, when the resulting run would fail or silently flat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -46,11 +46,19 @@ class Decision:
         return saved if self.target is None else self.target
 
 
+def _group_mismatch(saved_lrs: Sequence[float], request: ScheduleRequest) -> str:
+    return (
+        f"the checkpoint's param group LRs {list(saved_lrs)} do not fit the request's multipliers "
+        f"{[1.0, *request.lr_mults]} (lr {request.lr:g}); match --lr-mult to the run's param groups"
+    )
+
+
 def _differences(saved: CosineState, request: ScheduleRequest) -> list[str]:
     wanted = request.cosine_state()
-    out = []
+    group_lrs = request.group_lrs_for(saved.base_lrs)
+    out = [] if group_lrs is not None else [_group_mismatch(saved.base_lrs, request)]
     for name, have, want in (
-        ("lr per group", list(saved.base_lrs), list(wanted.base_lrs)),
+        ("lr per group", list(saved.base_lrs), list(group_lrs or saved.base_lrs)),
         ("min_lr", saved.min_lr, wanted.min_lr),
         ("max_steps", saved.max_steps, wanted.max_steps),
         ("warmup_steps", saved.warmup_steps, wanted.warmup_steps),
@@ -122,7 +130,10 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
 
 
 def _recompute(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
-    target = request.cosine_state()
+    group_lrs = request.group_lrs_for(saved.base_lrs)
+    if group_lrs is None:
+        return Decision("recompute", None, refused=_group_mismatch(saved.base_lrs, request))
+    target = replace(request.cosine_state(), base_lrs=group_lrs)
     jump = relative_jump(lr_at(saved, resume_step), lr_at(target, resume_step))
     return Decision(
         "recompute",
@@ -144,13 +155,8 @@ def decide(saved: CosineState, resume_step: int, request: ScheduleRequest, polic
     Returns:
         A :class:`Decision`; ``refused`` is set when no safe schedule exists under the policy.
     """
-    if len(saved.base_lrs) != len(request.base_lrs):
-        return Decision(
-            policy,
-            None,
-            refused=f"the checkpoint has {len(saved.base_lrs)} param group(s) but the request has "
-            f"{len(request.base_lrs)}; match --lr-mult to the checkpoint's groups",
-        )
+    if policy != "keep" and request.group_lrs_for(saved.base_lrs) is None:
+        return Decision(policy, None, refused=_group_mismatch(saved.base_lrs, request))
     if policy == "keep":
         return _keep(saved, resume_step, request)
     if policy == "smooth":
@@ -187,8 +193,9 @@ def _restored_differences(saved: Mapping[str, Any], request: ScheduleRequest) ->
         if have is not None and not math.isclose(have, want, rel_tol=1e-9):
             out.append(f"{name}: checkpoint {have}, requested {want}")
     have_lrs = list(saved.get("base_lrs") or [])
-    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have_lrs, request.base_lrs)):
-        out.append(f"lr per group: checkpoint {have_lrs}, requested {list(request.base_lrs)}")
+    want_lrs = request.group_lrs_for(have_lrs) or request.base_lrs
+    if len(have_lrs) != len(want_lrs) or not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have_lrs, want_lrs)):
+        out.append(f"lr per group: checkpoint {have_lrs}, requested {list(want_lrs)}")
     return out
 
 
@@ -209,9 +216,8 @@ def decide_restored(saved: Mapping[str, Any], resume_step: int, request: Schedul
     """
     name = request.schedule
     base = list(saved.get("base_lrs") or [])
-    if len(base) != len(request.base_lrs):
-        return Decision(policy, None, refused=f"the checkpoint has {len(base)} param group(s) but the request has "
-                                             f"{len(request.base_lrs)}; match --lr-mult to the checkpoint's groups")
+    if request.group_lrs_for(base) is None:
+        return Decision(policy, None, refused=_group_mismatch(base, request))
     if (name == STAGED) != bool(saved.get("stages")):
         what = "has no saved stages (not a --lr-stages run)" if name == STAGED else "is a staged run (--lr-stages)"
         return Decision(policy, None, refused=f"the checkpoint's scheduler {what}, but the request is --schedule {name}; "

@@ -23,4 +23,4 @@ def check_plan(plan: ResumePlan) -> CheckResult:
     if plan.mode == MODE_RESUME and plan.saved is not None:
         restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
         resume = ResumePoint(plan.resume_step, restored, plan.target)
-    return check_schedule(plan.request.cosine_state(), resume=resume)
+    return check_schedule(plan.config_state(), resume=resume)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,23 @@ class ScheduleRequest:
     @property
     def base_lrs(self) -> tuple[float, ...]:
         return (self.lr, *(self.lr * m for m in self.lr_mults))
+
+    def group_lrs_for(self, saved_lrs: Sequence[float]) -> tuple[float, ...] | None:
+        """This request's base LR for each of a checkpoint's param groups, or None if they do not fit.
+
+        megatron-core splits param groups by weight decay as well as by ``lr_mult``, so a
+        checkpoint usually has more groups than the request has multipliers. A saved group maps
+        to the request multiplier equal to its LR ratio to the checkpoint's unscaled group; every
+        multiplier must be used (a group the checkpoint lacks would fail the optimizer restore).
+        """
+        mults = (1.0, *self.lr_mults)
+        for ref in dict.fromkeys(saved_lrs):
+            if not ref > 0:
+                continue
+            picked = [next((m for m in mults if math.isclose(lr / ref, m, rel_tol=1e-6)), None) for lr in saved_lrs]
+            if None not in picked and set(picked) == set(mults):
+                return tuple(self.lr * m for m in picked)
+        return None
 
     def cosine_state(self) -> CosineState:
         """What NeMo's scheduler holds right after construction from this request (cosine schedules only)."""

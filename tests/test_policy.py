@@ -76,7 +76,7 @@ def test_smooth_refuses_when_the_current_lr_is_not_above_the_new_min_lr():
     assert d.refused and "min_lr" in d.refused
 
 
-def test_group_count_mismatch_is_refused():
+def test_group_count_mismatch_is_refused_when_ratios_do_not_fit():
     d = decide(INCIDENT, 499, ScheduleRequest(lr=1e-5, min_lr=1e-6, max_steps=1000, lr_mults=(0.5,)), "auto")
     assert d.refused and "param group" in d.refused
 
@@ -132,3 +132,33 @@ def test_no_policy_ever_yields_a_schedule_nemo_rejects_or_below_min_lr(
     if d.policy == "smooth":
         assert d.jump < 1e-12
         assert lr_at(effective, step) == pytest.approx(saved_at_step)
+
+
+# Megatron splits param groups by weight decay as well as by lr_mult: a checkpoint has more
+# groups than the request has multipliers (regression: every such resume used to be refused).
+SPLIT = CosineState(base_lrs=(1e-5, 1e-5), min_lr=3e-5, max_steps=1000, warmup_steps=500)
+
+
+@pytest.mark.parametrize("policy", ["smooth", "recompute", "auto"])
+def test_weight_decay_split_groups_map_onto_a_single_group_request(policy):
+    d = decide(SPLIT, 499, FIXED, policy)
+    assert d.refused is None, d.refused
+    assert len(d.target.base_lrs) == 2 and d.target.base_lrs[0] == d.target.base_lrs[1]
+    assert first_failure(d.target, 500, 1000) is None
+
+
+def test_identical_request_keeps_a_split_group_checkpoint():
+    saved = CosineState(base_lrs=(1e-4, 1e-4, 5e-5), min_lr=1e-6, max_steps=1000, warmup_steps=500)
+    request = ScheduleRequest(lr=1e-4, min_lr=1e-6, max_steps=1000, warmup_steps=500, lr_mults=(0.5,))
+    assert decide(saved, 700, request, "auto").policy == "keep"
+    assert decide(saved, 700, request, "strict").refused is None
+    d = decide(saved, 700, ScheduleRequest(lr=2e-4, min_lr=1e-6, max_steps=1000, warmup_steps=500, lr_mults=(0.5,)),
+               "recompute")
+    assert d.target.base_lrs == (2e-4, 2e-4, 1e-4)
+
+
+def test_group_ratios_the_request_cannot_explain_are_refused_for_recompute():
+    saved = CosineState(base_lrs=(1e-4, 3e-5), min_lr=1e-6, max_steps=1000, warmup_steps=10)
+    d = decide(saved, 500, ScheduleRequest(lr=1e-4, min_lr=1e-6, max_steps=1000, warmup_steps=10, lr_mults=(0.5,)), "recompute")
+    assert d.refused and "--lr-mult" in d.refused
+    assert decide(saved, 500, ScheduleRequest(lr=1e-4, min_lr=1e-6, max_steps=1000, warmup_steps=10), "keep").refused is None

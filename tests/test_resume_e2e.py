@@ -44,3 +44,23 @@ def test_planned_resume_of_the_incident_reaches_max_steps_without_a_jump(tmp_pat
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # smooth: decays from there, never jumps up
     assert abs(lrs[1] - lrs[0]) / lrs[0] < 1e-3
     assert callback.applied["before"]["min_lr"] == 3e-5 and callback.applied["after"]["min_lr"] == 1e-6
+
+
+def test_resume_with_weight_decay_split_groups_plans_checks_and_finishes(tmp_path, incident_config):
+    """megatron-core splits param groups by weight decay: two groups at the same LR, one requested."""
+    from nemo_resume.callback import ResumeScheduleCallback
+    from nemo_resume.prelaunch import check_plan
+    from nemo_resume.smoke.train import train
+
+    split = incident_config.with_(lr_mults=(1.0,))
+    crashed = train(split, tmp_path / "first")
+    assert crashed.error is not None and NEMO_MIN_LR_ERROR in crashed.error
+    plan = plan_resume(crashed.log_dir, FIXED)
+    assert plan.ok, plan.problems
+    assert len(plan.target.base_lrs) == 2
+    check = check_plan(plan)
+    assert check.ok, check.first_problem
+    result = train(split.with_(min_lr=1e-6), tmp_path / "resumed", resume_from=plan.checkpoint,
+                   callbacks=[ResumeScheduleCallback.from_state(plan.target, plan.resume_step)])
+    assert result.error is None and result.final_step == 1000
+    assert all(a == b >= 1e-6 * (1 - 1e-9) for a, b in result.lrs.values())
