@@ -33,6 +33,7 @@ def build_parser(prog: str = "nemo-resume inspect") -> argparse.ArgumentParser:
 def render(result: Inspection) -> None:
     """The human report: one table row per checkpoint, then each problem in plain words."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -61,9 +62,11 @@ def render(result: Inspection) -> None:
             style = {"error": "red", "warning": "yellow", "info": "blue"}[p.severity]
             console.print(f"[{style}]{p.severity.upper()} {p.code}[/] {c.state.location.path.name}: {p.message}", soft_wrap=True)
     if result.mixed is not None:
-        console.print(f"[red]ERROR {result.mixed.code}[/] {result.mixed.message}", soft_wrap=True)
+        console.print(f"[red]ERROR {result.mixed.code}[/] {escape(result.mixed.message)}", soft_wrap=True)
     if latest is None:
         console.print("[red]No checkpoint here can be resumed from.[/]")
+    elif result.mixed is not None:
+        console.print("[red]No automatic choice between runs:[/] pass --resume PATH to the planner.", soft_wrap=True)
     else:
         console.print(f"Resume from (newest resumable, by step): [bold]{latest.state.location.path}[/]", soft_wrap=True)
 

@@ -282,6 +282,7 @@ class _Unpickler(pickle.Unpickler):
 MAX_TUPLE_ELEMENTS = 1_000_000  # counting shared parts once per reference
 MAX_NESTING = 1_000
 _CAP = MAX_TUPLE_ELEMENTS + 1
+_MEMO_SLACK = 1024  # memo indices may run this far ahead of the opcodes read
 
 
 class _Shape:
@@ -325,7 +326,8 @@ _PUSH_LEAF = frozenset(
 
 
 def _check_shape(data: bytes) -> None:
-    """Refuse a pickle whose tuples or call arguments would be exponentially large or deep.
+    """Refuse a pickle whose tuples or call arguments would be exponentially large or deep, or whose
+    memo indices would make the unpickler allocate far more than the pickle's size.
 
     Walks the opcodes (``pickletools.genops``) without building anything; each stack value carries
     the size it has when every memo reference is copied out. Costs a few ms per 100 KB.
@@ -343,11 +345,15 @@ def _check_shape(data: bytes) -> None:
         if stack and stack[-1] is not _LEAF:
             stack[-1].grow(items)
 
-    for op, arg, _pos in pickletools.genops(data):
+    for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
         name = op.name
         if name in _PUSH_LEAF:  # the common case first: strings, numbers, None, globals
             stack.append(_LEAF)
         elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            if arg > count + _MEMO_SLACK:
+                # picklers number memo entries 0, 1, 2, ...; the C unpickler sizes its memo table by
+                # the index, so one 5-byte opcode could make it allocate and zero gigabytes
+                raise UnreadablePickle(f"stores memo entry {arg} after {count} opcodes; not a pickler's numbering")
             memo[arg] = stack[-1]
         elif name in ("BINGET", "LONG_BINGET", "GET"):
             stack.append(memo[arg])

@@ -4,9 +4,10 @@ Test tooling (no NeMo needed to import it). Three kinds of pieces:
 
 - running the CLIs: :func:`call_cli` (in this process, output captured), :func:`run_cli_measured` (in a
   fresh interpreter, with a timeout and the peak memory), :func:`tree_manifest` (what is on disk);
-- hostile files: :func:`replace_zip_member` rewrites one entry of a ``torch.save`` zip (``data.pkl``), and
-  the ``*_pickle`` builders write small pickles that would take exponential time, deep recursion or
-  gigabytes to load naively;
+- hostile files: :func:`replace_zip_member` rewrites one entry of a ``torch.save`` zip (``data.pkl``),
+  :func:`lie_about_size` patches its declared size, and :func:`shared_dag`, :func:`state_with` and the
+  ``*_pickle`` builders write small pickles that would take exponential time, deep recursion or gigabytes
+  to load naively;
 - :class:`Mutation`: one random change to a copy of a real checkpoint (bytes flipped, truncated, emptied,
   removed, a JSON field changed), drawn by :func:`mutations` (a hypothesis strategy) and applied by
   :meth:`Mutation.apply`.
@@ -33,11 +34,15 @@ __all__ = [
     "CliCall",
     "Mutation",
     "call_cli",
+    "call_pickle",
     "deep_tuple_key_pickle",
+    "lie_about_size",
     "mutations",
     "replace_zip_member",
     "run_cli_measured",
+    "shared_dag",
     "shared_tuple_key_pickle",
+    "state_with",
     "tree_manifest",
 ]
 
@@ -46,7 +51,7 @@ __all__ = [
 
 
 def tree_manifest(root: Path | str) -> dict[str, tuple]:
-    """Every entry under ``root``: ``("file", size, sha256)``, ``("link", target)`` or ``("dir", mode)``.
+    """Every entry under ``root``: ``("file", size, mode, sha256)``, ``("link", target)`` or ``("dir", mode)``.
 
     Links are recorded, never followed, so a dangling or looping link is fine.
     """
@@ -304,8 +309,8 @@ class Mutation:
                 i = min(int(len(data) * self.where), len(data) - 1)
                 data = data[:i] + bytes([data[i] ^ (self.value if isinstance(self.value, int) else 1)]) + data[i + 1 :]
             replace_zip_member(path, "data.pkl", data)
-        except (zipfile.BadZipFile, ValueError, OSError):
-            return False  # not a readable zip (any more): nothing reaches the pickle
+        except Exception:  # noqa: BLE001 - BadZipFile, EOFError, CRC errors...: not a readable zip (any more)
+            return False
         return cut
 
 

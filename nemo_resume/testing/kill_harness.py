@@ -39,6 +39,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -46,15 +47,15 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from nemo_resume.constants import UNFINISHED_SUFFIX
 from nemo_resume.testing.fuzz import call_cli, tree_manifest
 
-__all__ = ["KillTrial", "TrialResult", "Zygote", "run_trial", "run_trials", "start_harness"]
+__all__ = ["KillTrial", "TrialResult", "Zygote", "make_trial", "run_trial", "run_trials", "start_harness", "summarize"]
 
 #: The smoke run every trial starts from: a checkpoint after every step, warmup then cosine.
 RUN_CONFIG = dict(lr=1e-3, min_lr=1e-5, warmup_steps=3, max_steps=8, checkpoint_every=1, name="smoke")
@@ -140,7 +141,7 @@ class Zygote:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            with contextlib.suppress(OSError, BrokenPipeError):
+            with contextlib.suppress(OSError, RuntimeError):
                 self._ask({"op": "exit"}, 30)
             try:
                 self.proc.wait(30)
@@ -407,9 +408,22 @@ class Harness:
         self.zygote.close()
 
 
+def _running(pid: int) -> bool:
+    """The child has not exited (the zygote reaps it later: until then it is a zombie, state Z)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _run_to_end(zygote: Zygote, job: dict, timeout: float = 600.0) -> tuple[dict, float]:
+    """Run ``job`` to its end (killed after ``timeout`` s); its result and how long it took."""
     start = time.monotonic()
     pid = zygote.spawn(job)
+    while _running(pid) and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # only still there after the timeout
     code = zygote.wait(pid)
     done = Path(job["workdir"]) / "done.json"
     if code != 0 or not done.exists():
@@ -540,8 +554,6 @@ class Truth:
 
 
 def _step_of(name: str) -> int | None:
-    import re
-
     m = re.search(r"(?:^|[-_])step=(\d+)", name)
     return int(m.group(1)) if m else None
 

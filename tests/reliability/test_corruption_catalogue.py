@@ -260,6 +260,9 @@ def test_two_runs_mixed_in_one_folder_are_reported_and_auto_resume_refuses(mixed
     mix = ins.json["mixed_runs"]
     assert mix["code"] == "MIXED_RUNS" and mix["severity"] == "error"
     assert "smoke--step=499.ckpt" in mix["message"] and "smoke--step=200.ckpt" in mix["message"]
+    # two runs: the finished run's weights-only end checkpoint (no saved folder) joins its own run
+    assert "run 2 (" in mix["message"] and "run 3" not in mix["message"]
+    assert "max_steps 300, 1 param group(s)): smoke--step=300-last.ckpt" in mix["message"]
     assert plan.code == 1 and plan.json["checkpoint"] is None
     (problem,) = plan.json["problems"]
     assert problem["code"] == "MIXED_RUNS" and "--resume PATH" in problem["message"]

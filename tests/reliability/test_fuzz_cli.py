@@ -7,13 +7,14 @@ exception, nothing on disk changes, and a checkpoint whose metadata was cut shor
 
 CI runs ``NEMO_RESUME_FUZZ_EXAMPLES`` cases (default 120, about 20 s); the full run is::
 
-    NEMO_RESUME_FUZZ_EXAMPLES=1500 .venv/bin/python -m pytest -q -m fuzz tests/reliability/test_fuzz_cli.py -s
+    NEMO_RESUME_FUZZ_EXAMPLES=3000 .venv/bin/python -m pytest -q -s -m fuzz tests/reliability/test_fuzz_cli.py
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -58,6 +59,7 @@ def _contract(call: CliCall, which: str) -> None:
         assert "unexpected" not in call.err, f"an unhandled exception reached the CLI: {call.err}"
     else:
         assert call.err == "", call.err
+    assert "needs more memory" not in call.out, "a damaged file made the reader allocate gigabytes"
 
 
 def _checkpoint_of(root: Path, rel: str) -> str:
@@ -71,7 +73,22 @@ _STATE_FILES = ("common.pt", ".metadata", "metadata.json")
 RESULTS = {"cases": 0, "exit": {}, "seconds": 0.0}
 
 
-def test_damaged_real_checkpoints_never_break_the_cli_contract(pristine):
+@pytest.fixture()
+def memory_guard():
+    """Cap this process's address space 3 GiB above its current size while fuzzing: an allocation bomb
+    the guards miss then fails with MemoryError (reported as "needs more memory", which the contract
+    check rejects) instead of taking the machine's memory (one did, 13 GiB, before the memo-index guard)."""
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size + (3 << 30), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_damaged_real_checkpoints_never_break_the_cli_contract(pristine, memory_guard):
     files, json_files, zip_files = _files(pristine)
     megatron = next(f for f in files if f.endswith("/weights/common.pt")).split("/weights/")[0]
     lightning = next(f for f in files if f.endswith("step=499.ckpt"))

@@ -105,6 +105,14 @@ def test_small_pickles_that_expand_when_rebuilt_are_refused(lt, name, value_ops)
     _refused_quickly(lt.parent.parent, lt)
 
 
+def test_memo_index_of_a_billion_is_refused_before_the_unpickler_sizes_its_memo_by_it(mg):
+    """Fuzz find (a flipped byte in a LONG_BINPUT index): CPython's unpickler grows its memo table to
+    twice the index and zeroes it, so five bytes cost gigabytes (13 GiB resident before it was stopped)."""
+    payload = b"\x80\x02N" + b"r" + (1 << 28).to_bytes(4, "little") + b"."  # None, LONG_BINPUT 2**28
+    replace_zip_member(mg / "weights" / "common.pt", "data.pkl", payload)
+    _refused_quickly(mg.parent.parent, mg, "stores memo entry 268435456")
+
+
 def test_optimizer_state_of_exponentially_shared_lists_is_not_walked_forever(lt):
     # 200 references to a list of 200 references to ... : 200**5 paths for a walker that follows each one.
     replace_zip_member(lt, "data.pkl", state_with("optimizer_states", shared_dag(5, tuples=False, width=200)))
