@@ -79,9 +79,18 @@ def executor(opts: RecipeOptions) -> Any:
 
 
 def to_yaml(recipe: Any) -> str:
-    from nemo_run.core.serialization.yaml import YamlSerializer
+    """NeMo-Run's YAML of ``recipe``.
 
-    return YamlSerializer().serialize(recipe)
+    NeMo's ``io_dump`` (run by every ModelCheckpoint save) re-registers representers for the
+    same classes on the global ``yaml.SafeDumper``, after which NeMo-Run's serializer emits
+    ``_target_: nemo_run.config.Partial`` and nothing else. Reloading NeMo-Run's module puts its
+    own representers back first.
+    """
+    import importlib
+
+    import nemo_run.core.serialization.yaml as nemo_run_yaml
+
+    return importlib.reload(nemo_run_yaml).YamlSerializer().serialize(recipe)
 
 
 def launch(recipe: Any, opts: RecipeOptions, *, dryrun: bool) -> None:

@@ -211,3 +211,12 @@ def test_nemo_cli_finds_the_registered_factory(tmp_path):
     cfg = yaml.safe_load(out.read_text())
     assert cfg["model"]["config"]["_target_"].endswith("Qwen25Config7B")
     assert cfg["optim"]["lr_scheduler"]["min_lr"] == pytest.approx(1e-6)  # 0.1 x lr, not the stock 3e-5
+
+
+def test_yaml_stays_right_after_nemo_has_dumped_a_context_in_the_same_process(tmp_path, incident_run):
+    """Regression: NeMo's io_dump re-registers yaml.SafeDumper representers globally."""
+    from nemo_resume.recipes.launch import to_yaml
+
+    _, recipe = _build("finetune", "--dir", str(tmp_path))
+    text = to_yaml(recipe)
+    assert "_target_: nemo.collections.llm.api.finetune" in text and "min_lr: 0.0" in text
