@@ -50,6 +50,6 @@ def test_staged_and_unstaged_states_do_not_mix_and_group_counts_must_match():
     assert "is a staged run" in decide_restored(SAVED_STAGED, 50, CONSTANT, "keep").refused
     two = ScheduleRequest(1e-4, 0.0, 1000, lr_mults=(0.5,), schedule="constant")
     assert (
-        "the checkpoint has 1 param group(s) but the request has 2"
+        "param group LRs [0.0001] do not fit the request's multipliers [1.0, 0.5]"
         in decide_restored(SAVED_CONSTANT, 400, two, "keep").refused
     )
