@@ -11,6 +11,7 @@ import sys
 from nemo_resume.check import DEFAULT_MAX_JUMP, CheckResult, check_schedule, load_plan, unchecked_request
 from nemo_resume.cli_support import print_json, run_cli
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.policy import POLICIES
 from nemo_resume.request import COSINE_SCHEDULES, STAGED, ScheduleRequest
 from nemo_resume.schedule_args import add_schedule_args, lr_mults, stages_from_args
 from nemo_resume.schedules.select import scheduler_module
@@ -49,10 +50,31 @@ def build_parser(prog: str = "nemo-resume check") -> argparse.ArgumentParser:
     # None defaults: "given" must be told apart from "left out" (--plan carries its own request).
     add_schedule_args(p, defaults={"warmup_steps": None, "constant_steps": None})
     p.add_argument("--plan", metavar="FILE", help="check a resume: JSON with resume_step, restored, target, request")
+    g = p.add_argument_group("or plan the resume here (as the recipes do) and check it")
+    g.add_argument("--run", metavar="DIR", help="the run folder (or a checkpoint) to plan the resume against")
+    g.add_argument("--resume", default="auto", help="with --run: auto, never or a checkpoint PATH (default: auto)")
+    g.add_argument("--lr-policy", choices=POLICIES, default="auto", help="with --run: the LR policy (default: auto)")
     p.add_argument("--max-jump", type=float, default=DEFAULT_MAX_JUMP, help="largest relative LR change at the resume step (default 0.01)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--plot", metavar="PNG", help="write a PNG of every group's LR over the horizon")
     return p
+
+
+def _planned(args: argparse.Namespace) -> CheckResult:
+    """``--run DIR``: plan the resume for the recipe flags, then check the plan (nemo_resume.prelaunch)."""
+    from nemo_resume.prelaunch import plan_and_check
+
+    if args.plan:
+        raise NemoResumeError("give --plan FILE or --run DIR, not both")
+    missing = [f"--{f.replace('_', '-')}" for f in ("lr", "min_lr", "max_steps") if getattr(args, f) is None]
+    if missing:
+        raise NemoResumeError(f"--run needs {', '.join(missing)}")
+    unchecked = ScheduleRequest(
+        args.lr, args.min_lr, args.max_steps, args.warmup_steps or 0, args.constant_steps or 0, lr_mults(args.lr_mult),
+        checked=False, schedule=args.schedule, stages=stages_from_args(args), decay_steps=args.decay_steps,
+        decay_type=args.decay_type,
+    )
+    return plan_and_check(args.run, unchecked, resume=args.resume, policy=args.lr_policy)[1]
 
 
 def _inputs(args: argparse.Namespace):
@@ -111,8 +133,11 @@ def render(result: CheckResult) -> None:
 def main(argv: list[str] | None = None, prog: str = "nemo-resume check") -> int:
     def body() -> int:
         args = build_parser(prog).parse_args(argv)
-        request, resume = _inputs(args)
-        result = check_schedule(request, resume=resume, max_jump=args.max_jump)
+        if args.run:
+            result = _planned(args)
+        else:
+            request, resume = _inputs(args)
+            result = check_schedule(request, resume=resume, max_jump=args.max_jump)
         if args.plot:
             from nemo_resume.plot import write_plot
 

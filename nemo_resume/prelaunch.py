@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from nemo_resume.check import CheckResult, ResumePoint, check_schedule
-from nemo_resume.planning import MODE_RESUME, ResumePlan
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
+from nemo_resume.request import ScheduleRequest
 
 
 def check_plan(plan: ResumePlan) -> CheckResult:
@@ -24,3 +29,20 @@ def check_plan(plan: ResumePlan) -> CheckResult:
         restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
         resume = ResumePoint(plan.resume_step, restored, plan.target)
     return check_schedule(plan.config_state(), resume=resume)
+
+
+def plan_and_check(
+    run_dir: Path | str, unchecked: ScheduleRequest, *, resume: str, policy: str
+) -> tuple[ResumePlan, CheckResult, str | None]:
+    """Plan ``unchecked`` against ``run_dir`` and check the plan; also return why the request is invalid.
+
+    An invalid schedule is still planned, as NeMo would run it (the checkpoint's state kept, no
+    plan applied), and checked, so the report shows the step it fails at and ``--launch-anyway``
+    can reproduce a known-bad run on purpose.
+    """
+    try:
+        request, error = replace(unchecked, checked=True), None
+    except NemoResumeError as exc:
+        request, error = unchecked, str(exc)
+    plan = plan_resume(run_dir, request, resume=resume, policy="keep" if error else policy)
+    return plan, check_plan(plan), error

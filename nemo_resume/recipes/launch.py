@@ -12,8 +12,8 @@ from typing import Any
 
 from nemo_resume.check import CheckResult
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
-from nemo_resume.prelaunch import check_plan
+from nemo_resume.planning import MODE_RESUME, ResumePlan
+from nemo_resume.prelaunch import plan_and_check
 from nemo_resume.recipes.options import RecipeOptions
 
 
@@ -40,19 +40,9 @@ class Prepared:
 
 
 def prepare(opts: RecipeOptions) -> Prepared:
-    """Plan the resume for ``opts`` and check it with NeMo's real scheduler.
-
-    An invalid schedule is still planned, as NeMo would run it (the checkpoint's state kept,
-    no plan applied), and checked, so the report shows the step it fails at and
-    ``--launch-anyway`` can reproduce a known-bad run on purpose.
-    """
-    try:
-        request, error = opts.request(), None
-    except NemoResumeError as exc:
-        request, error = opts.request(checked=False), str(exc)
-    policy = "keep" if error else opts.lr_policy
-    plan = plan_resume(opts.run_dir, request, resume=opts.resume, policy=policy)
-    return Prepared(opts, plan, check_plan(plan), error)
+    """Plan the resume for ``opts`` and check it with NeMo's real scheduler (see plan_and_check)."""
+    plan, check, error = plan_and_check(opts.run_dir, opts.request(checked=False), resume=opts.resume, policy=opts.lr_policy)
+    return Prepared(opts, plan, check, error)
 
 
 def executor(opts: RecipeOptions) -> Any:
