@@ -19,7 +19,6 @@ CONTEXT_DIR = "context"
 METADATA_JSON = "metadata.json"
 COMMON_PT = "common.pt"
 DCP_METADATA = ".metadata"
-DISTCP_SUFFIX = ".distcp"
 # metadata.json "sharded_backend" values megatron-core 0.15 can load.
 KNOWN_SHARDED_BACKENDS = ("torch_dist", "zarr")
 # Inside context/: fiddle JSON of the trainer, model, optimizer and data configs.

@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from nemo_resume.request import STAGED, ScheduleRequest
 from nemo_resume.schedule import CosineState, first_failure, lr_at, relative_jump
 from nemo_resume.schedules.stages import describe, stages_from_json, total_steps
 
-Policy = Literal["keep", "smooth", "recompute", "strict", "auto"]
 POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict")
 
 

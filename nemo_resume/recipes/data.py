@@ -10,8 +10,6 @@ from pathlib import Path
 
 from nemo_resume.errors import NemoResumeError
 
-SPLITS = ("training.jsonl", "validation.jsonl", "test.jsonl")
-
 
 def is_instruction_jsonl(path: Path | None) -> bool:
     return path is not None and path.suffix == ".jsonl" and path.is_file()
