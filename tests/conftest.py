@@ -19,6 +19,7 @@ Tests that use them need the ``nemo`` extra: mark them ``@pytest.mark.nemo`` (th
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,14 @@ import pytest
 _ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("nemo_resume") is None:  # plain `pytest` without an installed package
     sys.path.insert(0, str(_ROOT))
+
+# CI replays the same hypothesis examples every run (a landing never depends on luck); local runs
+# keep exploring new ones. Full fuzzing has its own knob (docs/reliability.md).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
 
 HAVE_NEMO = importlib.util.find_spec("nemo") is not None and importlib.util.find_spec("lightning") is not None
 
