@@ -22,9 +22,12 @@ def check_plan(plan: ResumePlan) -> CheckResult:
     """
     resume = None
     if not plan.request.is_cosine:
+        request = plan.request
         if plan.mode == MODE_RESUME and plan.restored is not None:
             resume = ResumePoint(plan.resume_step, plan.restored)
-        return check_schedule(plan.request, resume=resume)
+            # shaped like the checkpoint's groups (megatron-core's weight-decay split adds some)
+            request = request.for_groups(plan.restored.get("base_lrs") or [])
+        return check_schedule(request, resume=resume)
     if plan.mode == MODE_RESUME and plan.saved is not None:
         restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
         resume = ResumePoint(plan.resume_step, restored, plan.target)

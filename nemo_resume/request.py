@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nemo_resume.errors import NemoResumeError
@@ -129,6 +129,17 @@ class ScheduleRequest:
             if None not in picked and set(picked) == set(mults):
                 return tuple(self.lr * m for m in picked)
         return None
+
+    def for_groups(self, saved_lrs: Sequence[float]) -> ScheduleRequest:
+        """This request with one param group per checkpoint group (see :meth:`group_lrs_for`).
+
+        Unchanged when they do not fit, or when the checkpoint's group 0 is a scaled one
+        (``lr_mults`` always leaves group 0 at ``lr``).
+        """
+        group_lrs = self.group_lrs_for(saved_lrs)
+        if group_lrs is None or not math.isclose(group_lrs[0], self.lr, rel_tol=1e-9):
+            return self
+        return replace(self, lr_mults=tuple(g / self.lr for g in group_lrs[1:]), checked=False)
 
     def cosine_state(self) -> CosineState:
         """What NeMo's scheduler holds right after construction from this request (cosine schedules only)."""

@@ -170,3 +170,17 @@ def test_a_request_for_another_scheduler_module_than_the_checkpoints_is_refused(
     (problem,) = plan.problems
     assert not plan.ok and problem.code == "SCHEDULER_MISMATCH"
     assert "was saved by StagedLRScheduler, but --schedule linear builds WarmupHoldAnnealScheduler" in problem.message
+
+
+def test_staged_resume_with_weight_decay_split_groups_plans_and_checks(tmp_path):
+    """megatron-core splits groups by weight decay too: 3 saved groups for a request with one multiplier."""
+    from nemo_resume.planning import plan_resume
+    from nemo_resume.prelaunch import check_plan
+    from nemo_resume.smoke.train import train
+
+    run = train(_cfg(lr_mults=(1.0, 0.5)), tmp_path, stop_after_step=60)
+    plan = plan_resume(run.log_dir, _request(), policy="auto")
+    assert plan.ok and plan.resume_step == 60 and len(plan.restored["base_lrs"]) == 3
+    result = check_plan(plan)
+    assert result.ok, result.first_problem
+    assert dict((s, lrs) for s, _, lrs in result.key_steps)[75] == pytest.approx((1e-4, 1e-4, 5e-5))
