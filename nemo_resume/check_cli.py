@@ -12,8 +12,8 @@ from nemo_resume.check import DEFAULT_MAX_JUMP, CheckResult, check_schedule, loa
 from nemo_resume.cli_support import print_json, run_cli
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.policy import POLICIES
-from nemo_resume.request import COSINE_SCHEDULES, STAGED, ScheduleRequest
-from nemo_resume.schedule_args import add_schedule_args, lr_mults, stages_from_args
+from nemo_resume.request import COSINE_SCHEDULES, STAGED
+from nemo_resume.schedule_args import add_schedule_args, lr_mults, request_from_args, stages_from_args
 from nemo_resume.schedules.select import scheduler_module
 
 EPILOG = """examples:
@@ -66,14 +66,7 @@ def _planned(args: argparse.Namespace) -> CheckResult:
 
     if args.plan:
         raise NemoResumeError("give --plan FILE or --run DIR, not both")
-    missing = [f"--{f.replace('_', '-')}" for f in ("lr", "min_lr", "max_steps") if getattr(args, f) is None]
-    if missing:
-        raise NemoResumeError(f"--run needs {', '.join(missing)}")
-    unchecked = ScheduleRequest(
-        args.lr, args.min_lr, args.max_steps, args.warmup_steps or 0, args.constant_steps or 0, lr_mults(args.lr_mult),
-        checked=False, schedule=args.schedule, stages=stages_from_args(args), decay_steps=args.decay_steps,
-        decay_type=args.decay_type,
-    )
+    unchecked = request_from_args(args, checked=False)
     return plan_and_check(args.run, unchecked, resume=args.resume, policy=args.lr_policy)[1]
 
 
@@ -92,10 +85,7 @@ def _inputs(args: argparse.Namespace):
     schedule = STAGED if stages and args.schedule == "cosine" else args.schedule
     if schedule in COSINE_SCHEDULES and args.decay_steps is None and args.decay_type is None:
         return request, None
-    other = ScheduleRequest(
-        args.lr, args.min_lr, args.max_steps, request.warmup_steps, request.constant_steps, mults, checked=False,
-        schedule=schedule, stages=stages, decay_steps=args.decay_steps, decay_type=args.decay_type,
-    )
+    other = request_from_args(args, checked=False)
     scheduler_module(other)  # a name with no faithful NeMo module is refused before torch is imported
     return other, None
 

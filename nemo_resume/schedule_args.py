@@ -64,8 +64,9 @@ def stages_from_args(args: argparse.Namespace) -> tuple[Stage, ...]:
     return stages
 
 
-def request_from_args(args: argparse.Namespace) -> ScheduleRequest:
-    """The validated request; raises NemoResumeError naming the value to change."""
+def request_from_args(args: argparse.Namespace, *, checked: bool = True) -> ScheduleRequest:
+    """The request the flags describe; validated (NemoResumeError naming the value to change)
+    unless ``checked=False``, where the check is left to judge a known-bad schedule."""
     stages = stages_from_args(args)
     missing = [f"--{f.replace('_', '-')}" for f in ("lr", "min_lr", "max_steps") if getattr(args, f) is None]
     if missing:
@@ -74,11 +75,12 @@ def request_from_args(args: argparse.Namespace) -> ScheduleRequest:
         lr=args.lr,
         min_lr=args.min_lr,
         max_steps=args.max_steps,
-        warmup_steps=args.warmup_steps,
-        constant_steps=args.constant_steps,
+        warmup_steps=args.warmup_steps or 0,  # None where a CLI leaves them unset (check_cli)
+        constant_steps=args.constant_steps or 0,
         lr_mults=lr_mults(args.lr_mult),
         schedule=STAGED if stages and args.schedule == "cosine" else args.schedule,
         stages=stages,
         decay_steps=args.decay_steps,
         decay_type=args.decay_type,
+        checked=checked,
     )
