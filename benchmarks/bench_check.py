@@ -43,7 +43,8 @@ def main() -> int:
     import nemo.lightning.pytorch.optim.lr_scheduler  # noqa: F401  (the check imports it lazily)
     import torch  # noqa: F401
 
-    from nemo_resume.check import _build, check_schedule, unchecked_request
+    from nemo_resume.check import check_schedule, unchecked_request
+    from nemo_resume.check.cosine import build
 
     import_s = time.perf_counter() - t0
     mults = [float(i + 1) for i in range(1, args.groups)]
@@ -58,7 +59,7 @@ def main() -> int:
 
     naive_us = []
     for _ in range(args.rounds):
-        sched = _build(request)
+        sched = build(request)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = time.perf_counter()
@@ -68,7 +69,7 @@ def main() -> int:
     naive_s = [us * HORIZON / 1e6 for us in naive_us]
     full_s = None
     if args.naive_full:
-        sched = _build(request)
+        sched = build(request)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = time.perf_counter()

@@ -15,7 +15,7 @@ What lands in ``DIR`` (each part is written by the real libraries; nothing is ha
                                      the step-50 checkpoint again, with a much larger GPTModel
                                      (``LARGE_GPT``: ~40 M parameters, 2 x ~240 MB shards with the Adam state)
 
-The Megatron checkpoints come from ``nemo_resume.testing.megatron_ckpt`` (its ``_main``, the body of
+The Megatron checkpoints come from ``tests.support.megatron_ckpt`` (its ``_main``, the body of
 ``write_megatron_checkpoint``), called once per checkpoint inside ONE subprocess: the public
 ``write_megatron_checkpoint`` starts a fresh process per checkpoint (about 12 s, nearly all of it imports),
 which would make 101 checkpoints take 20 minutes; in one process each one takes about 0.2 s.
@@ -165,7 +165,7 @@ def _train(out: Path) -> None:
 def _megatron(root: Path) -> None:
     from megatron.core import parallel_state
 
-    from nemo_resume.testing import megatron_ckpt
+    from tests.support import megatron_ckpt
 
     src = root / "lightning" / "smoke" / "checkpoints"
     jobs = [(ckpt, root / "megatron" / "smoke" / "checkpoints" / ckpt.name.removesuffix(".ckpt")) for ckpt in sorted(src.glob("*.ckpt"))]

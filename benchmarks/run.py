@@ -373,7 +373,7 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
         "`nl.Trainer` CPU run of `nemo_resume.smoke` (100 steps, `nl.ModelCheckpoint` every step, `save_top_k=-1`, "
         "`save_last=True`), and the same 101 checkpoints written in NeMo's Megatron layout (`weights/` by megatron-core's "
         "`dist_checkpointing` through NeMo's `MegatronCheckpointIO`, `context/` by NeMo's `io_dump`) with "
-        "`nemo_resume.testing.megatron_ckpt` "
+        "`tests.support.megatron_ckpt` "
         f"(built in {fx.build_s.get('lightning_run_s', 0):.0f} s + {fx.build_s.get('megatron_s', 0):.0f} s"
         f"{', reused from a cache' if args.fixtures_reused else ''}).")
     add("")

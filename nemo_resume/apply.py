@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nemo_resume.schedule import CosineState, lr_at
+from nemo_resume.schedules.cosine import CosineState, lr_at
 
 # Megatron's param groups carry their own max_lr/min_lr (megatron/core/optimizer/__init__.py);
 # NeMo's scheduler does not read them, but keeping them equal to the plan avoids a second truth.

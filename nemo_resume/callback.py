@@ -14,7 +14,7 @@ from lightning.pytorch import Callback
 from nemo.lightning import io
 
 from nemo_resume.apply import apply_schedule
-from nemo_resume.schedule import CosineState
+from nemo_resume.schedules.cosine import CosineState
 
 log = logging.getLogger("nemo_resume")
 
@@ -30,7 +30,7 @@ class ResumeScheduleCallback(Callback, io.IOMixin):
         resume_step: the checkpoint step the plan was made for; a run that resumed from any
             other step stops at once instead of applying a wrong plan.
         base_lrs, min_lr, max_steps, warmup_steps, constant_steps: the planned
-            :class:`~nemo_resume.schedule.CosineState`.
+            :class:`~nemo_resume.schedules.cosine.CosineState`.
     """
 
     def __init__(

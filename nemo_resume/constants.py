@@ -35,6 +35,9 @@ PARAM_GROUPS_KEY = "param_groups"
 CONSUMED_SAMPLES_KEY = "consumed_samples"
 CALLBACKS_KEY = "callbacks"  # callback states, keyed by the callback's state_key ("ModelCheckpoint{...}")
 
+# The step in a checkpoint's name, as nl.ModelCheckpoint formats "{step}" ("...-step=499-...", "smoke--step=499").
+STEP_IN_NAME_RE = r"(?:^|[-_])step=(\d+)"
+
 # Formats the inspector reports.
 FORMAT_MEGATRON = "megatron-dist"
 FORMAT_LIGHTNING = "lightning-ckpt"
@@ -46,3 +49,11 @@ MAX_PICKLE_BYTES = 256 * 1024 * 1024
 MAX_COMPRESSED_PICKLE_BYTES = 16 * 1024 * 1024
 # context/io.json and weights/metadata.json are kilobytes; never read one larger than this.
 MAX_JSON_BYTES = 64 * 1024 * 1024
+
+# NeMo's CosineAnnealing._get_lr (nemo/core/optim/lr_scheduler.py) raises this ValueError, after the
+# scheduler's repr, when a group's base LR is below min_lr after warmup: the incident's error.
+NEMO_BELOW_MIN_LR_TEXT = "received an initial learning rate that was lower than the minimum learning rate."
+
+# The largest relative LR change at a resume step that is not a jump: the planner warns above it
+# (LR_JUMP) and the check fails above it (no_jump_at_resume; ``--max-jump`` overrides it there).
+MAX_LR_JUMP = 0.01

@@ -1,4 +1,4 @@
-"""The ``nl.ModelCheckpoint`` behind ``--save-from-step S`` (which steps it writes: :mod:`nemo_resume.save_from`)."""
+"""The ``nl.ModelCheckpoint`` behind ``--save-from-step S`` (which steps it writes: :mod:`nemo_resume.recipes.save_steps`)."""
 
 from __future__ import annotations
 

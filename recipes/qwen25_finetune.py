@@ -14,7 +14,7 @@ Every run goes through the same steps, in order; copy this file and change any o
 
 import sys
 
-from nemo_resume.recipes.script import run_script
+from nemo_resume.cli.recipe_cmd import run_script
 
 if __name__ == "__main__":
     sys.exit(run_script("finetune", sys.argv[1:], prog="recipes/qwen25_finetune.py"))

@@ -8,7 +8,7 @@ The same five steps as recipes/qwen25_finetune.py: options, plan, check, recipe,
 
 import sys
 
-from nemo_resume.recipes.script import run_script
+from nemo_resume.cli.recipe_cmd import run_script
 
 if __name__ == "__main__":
     sys.exit(run_script("pretrain", sys.argv[1:], prog="recipes/qwen25_pretrain.py"))

@@ -12,7 +12,7 @@ from pathlib import Path
 # Runs from a clone without `pip install -e .` too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nemo_resume.check_cli import main  # noqa: E402
+from nemo_resume.cli.check_cmd import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(prog="check_schedule.py"))

@@ -2,7 +2,7 @@
 
 import sys
 
-from nemo_resume.demo import main
+from nemo_resume.cli.demo import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

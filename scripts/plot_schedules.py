@@ -3,7 +3,7 @@
     .venv/bin/python scripts/plot_schedules.py [OUT_DIR]
 
 Settings per name are in SETTINGS (200 steps, lr 1e-4, 20 warmup steps where the name has a
-warmup); the values come from nemo_resume.schedules.reference, the code the tests compare.
+warmup); the values come from tests.support.hf_reference, the code the tests compare.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 # Runs from a clone without `pip install -e .` too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nemo_resume.request import ScheduleRequest  # noqa: E402
-from nemo_resume.schedules.reference import hf_lrs, nemo_lrs  # noqa: E402
-from nemo_resume.schedules.select import scheduler_module  # noqa: E402
-from nemo_resume.schedules.stages import parse_stages  # noqa: E402
+from nemo_resume.schedules.request import ScheduleRequest  # noqa: E402
+from tests.support.hf_reference import hf_lrs, nemo_lrs  # noqa: E402
+from nemo_resume.schedules.scheduler_module import scheduler_module  # noqa: E402
+from nemo_resume.schedules.lr_stages import parse_stages  # noqa: E402
 
 LR, STEPS = 1e-4, 200
 SETTINGS: dict[str, dict] = {

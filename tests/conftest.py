@@ -1,7 +1,7 @@
 """Shared fixtures: REAL checkpoints written by NeMo 2 / Lightning / megatron-core on CPU.
 
 Nothing here is hand-written: every fixture runs the real libraries (``nemo_resume.smoke.train`` and
-``nemo_resume.testing.megatron_ckpt``). The fixtures are session-scoped and built lazily, in
+``tests.support.megatron_ckpt``). The fixtures are session-scoped and built lazily, in
 ``tmp_path_factory`` folders, so a test session pays for each one at most once:
 
 - ``incident_run``           the incident: lr=1e-5 < min_lr=3e-5, warmup 500, max_steps 1000, checkpoint at 499;
@@ -40,7 +40,7 @@ if os.environ.get("CI"):
 HAVE_NEMO = importlib.util.find_spec("nemo") is not None and importlib.util.find_spec("lightning") is not None
 
 #: NeMo's own message (nemo/core/optim/lr_scheduler.py, CosineAnnealing._get_lr), after the object repr.
-NEMO_MIN_LR_ERROR = "received an initial learning rate that was lower than the minimum learning rate."
+from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_MIN_LR_ERROR  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -125,7 +125,7 @@ def _megatron_name(step: int, global_batch_size: int = 8) -> str:
 @pytest.fixture(scope="session")
 def megatron_incident_ckpt(tmp_path_factory, incident_ckpt) -> Path:
     """``.../checkpoints/model_name=0--val_loss=0.00-step=499-consumed_samples=3992.0`` with weights/ + context/."""
-    from nemo_resume.testing.megatron_ckpt import write_megatron_checkpoint
+    from tests.support.megatron_ckpt import write_megatron_checkpoint
 
     out = tmp_path_factory.mktemp("megatron_incident") / "checkpoints" / _megatron_name(499)
     return write_megatron_checkpoint(incident_ckpt, out)
@@ -134,7 +134,7 @@ def megatron_incident_ckpt(tmp_path_factory, incident_ckpt) -> Path:
 @pytest.fixture(scope="session")
 def megatron_finished_ckpt(tmp_path_factory, finished_run) -> Path:
     """Weights-only Megatron layout of the finished run's step-300 checkpoint (no optimizer, no lr_schedulers)."""
-    from nemo_resume.testing.megatron_ckpt import write_megatron_checkpoint
+    from tests.support.megatron_ckpt import write_megatron_checkpoint
 
     out = tmp_path_factory.mktemp("megatron_finished") / "checkpoints" / _megatron_name(300)
     return write_megatron_checkpoint(finished_run.checkpoint_at(300), out, weights_only=True)

@@ -10,17 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.request import ScheduleRequest
-from nemo_resume.schedule import CosineState
+from nemo_resume.schedules.request import ScheduleRequest
+from nemo_resume.schedules.cosine import CosineState
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("nemo.lightning.pytorch.optim.lr_scheduler")
 from nemo.lightning.pytorch.optim.lr_scheduler import CosineAnnealingScheduler  # noqa: E402
 
 from nemo_resume.apply import apply_schedule  # noqa: E402
-from nemo_resume.check import ResumePoint, _build, _probing, check_schedule, load_plan, unchecked_request  # noqa: E402
-from nemo_resume.check_cli import main  # noqa: E402
-from nemo_resume.plot import phase_spans, plotted_series, write_plot  # noqa: E402
+from nemo_resume.check import ResumePoint, check_schedule, load_plan, unchecked_request  # noqa: E402
+from nemo_resume.check.cosine import build  # noqa: E402
+from nemo_resume.check.probe import probing  # noqa: E402
+from nemo_resume.cli.check_cmd import main  # noqa: E402
+from nemo_resume.check.plot import phase_spans, plotted_series, write_plot  # noqa: E402
 
 pytestmark = pytest.mark.nemo
 
@@ -273,8 +275,8 @@ def test_a_million_step_horizon_still_finds_the_exact_failure_step():
 
 
 def test_probing_nemo_puts_the_schedulers_last_epoch_back():
-    sched = _build(unchecked_request(**INCIDENT))
-    with _probing(sched) as lr_at_step:
+    sched = build(unchecked_request(**INCIDENT))
+    with probing(sched) as lr_at_step:
         assert lr_at_step(250) == pytest.approx([1e-5 * 251 / 501])
     assert sched.last_epoch == 0 and sched._get_lr_called_within_step is False
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nemo_resume.check_cli import main as check_main
+from nemo_resume.cli.check_cmd import main as check_main
 
 pytestmark = pytest.mark.nemo
 

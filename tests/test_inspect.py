@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nemo_resume.inspection import inspect_path
-from nemo_resume.inspect import main as inspect_main
+from nemo_resume.cli.inspect_cmd import main as inspect_main
 
 pytestmark = pytest.mark.nemo
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nemo_resume.plan import main as plan_main
+from nemo_resume.cli.plan_cmd import main as plan_main
 from nemo_resume.planning import plan_resume
-from nemo_resume.request import ScheduleRequest
+from nemo_resume.schedules.request import ScheduleRequest
 
 pytestmark = pytest.mark.nemo
 

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.policy import decide
-from nemo_resume.request import ScheduleRequest
-from nemo_resume.schedule import CosineState, ScheduleFailure, lr_at
+from nemo_resume.planning.policy import decide
+from nemo_resume.schedules.request import ScheduleRequest
+from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, lr_at
 
 pytestmark = pytest.mark.nemo
 

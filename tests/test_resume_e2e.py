@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from nemo_resume.planning import plan_resume
-from nemo_resume.request import ScheduleRequest
+from nemo_resume.schedules.request import ScheduleRequest
 
 pytestmark = [pytest.mark.nemo, pytest.mark.slow]
 
-NEMO_MIN_LR_ERROR = "received an initial learning rate that was lower than the minimum learning rate."
+from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_MIN_LR_ERROR  # noqa: E402
 FIXED = ScheduleRequest(lr=1e-5, min_lr=1e-6, max_steps=1000, warmup_steps=500)
 
 
@@ -49,7 +49,7 @@ def test_planned_resume_of_the_incident_reaches_max_steps_without_a_jump(tmp_pat
 def test_resume_with_weight_decay_split_groups_plans_checks_and_finishes(tmp_path, incident_config):
     """megatron-core splits param groups by weight decay: two groups at the same LR, one requested."""
     from nemo_resume.callback import ResumeScheduleCallback
-    from nemo_resume.prelaunch import check_plan
+    from nemo_resume.check.prelaunch import check_plan
     from nemo_resume.smoke.train import train
 
     split = incident_config.with_(lr_mults=(1.0,))

@@ -1,4 +1,4 @@
-"""nemo_resume.schedule mirrors NeMo's CosineAnnealing: values and failures, step by step."""
+"""nemo_resume.schedules.cosine mirrors NeMo's CosineAnnealing: values and failures, step by step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemo_resume.schedule import CosineState, ScheduleFailure, first_failure, lr_at
+from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, lr_at
 
 torch = pytest.importorskip("torch")
 from nemo.core.optim.lr_scheduler import CosineAnnealing  # noqa: E402

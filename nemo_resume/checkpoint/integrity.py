@@ -20,7 +20,7 @@ from nemo_resume.constants import (
     METADATA_JSON,
     OPTIMIZER_KEY,
 )
-from nemo_resume.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
+from nemo_resume.checkpoint.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
 
 
 def _backend_problem(weights: Path) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nemo_resume.constants import (
+    STEP_IN_NAME_RE,
     CKPT_EXTENSION,
     COMMON_PT,
     CONTEXT_DIR,
@@ -29,7 +30,7 @@ from nemo_resume.errors import NemoResumeError
 
 FORMAT_UNKNOWN = "unknown"
 
-_STEP_RE = re.compile(r"(?:^|[-_])step=(\d+)")
+_STEP_RE = re.compile(STEP_IN_NAME_RE)
 _CONSUMED_RE = re.compile(r"consumed_samples=(\d+(?:\.\d+)?)")
 
 

@@ -1,7 +1,7 @@
 """Read what a checkpoint will restore: step, per-group LRs, scheduler state, saved config.
 
 The values come from the trainer-state pickle (``weights/common.pt`` for the Megatron layout,
-the ``.ckpt`` itself for Lightning) read by :mod:`nemo_resume.safe_pickle`, so no code from
+the ``.ckpt`` itself for Lightning) read by :mod:`nemo_resume.checkpoint.safe_pickle`, so no code from
 the checkpoint runs and no tensor bytes are read.
 """
 
@@ -29,8 +29,8 @@ from nemo_resume.constants import (
     WEIGHTS_DIR,
 )
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
-from nemo_resume.schedules.stages import Stage, stages_from_json
+from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
+from nemo_resume.schedules.lr_stages import Stage, stages_from_json
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemo_resume.check import CheckResult
+from nemo_resume.check.result import CheckResult
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, ResumePlan
-from nemo_resume.prelaunch import plan_and_check
+from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.recipes.options import RecipeOptions
 
 
@@ -97,7 +97,7 @@ def smoke(opts: RecipeOptions, plan: ResumePlan):
     ones; the model and the strategy are not Megatron's (docs/smoke.md says what differs).
     """
     from nemo_resume.callback import ResumeScheduleCallback
-    from nemo_resume.schedules.select import scheduler_module
+    from nemo_resume.schedules.scheduler_module import scheduler_module
     from nemo_resume.smoke.train import SmokeConfig, train
 
     mult = opts.lr_mult

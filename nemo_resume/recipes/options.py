@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nemo_resume.errors import NemoResumeError
-from nemo_resume.policy import POLICIES
-from nemo_resume.request import STAGED, ScheduleRequest
-from nemo_resume.save_from import checkpoint_steps
-from nemo_resume.schedules.groups import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
-from nemo_resume.schedules.select import scheduler_module
-from nemo_resume.schedules.stages import Stage, parse_stages, total_steps
+from nemo_resume.errors import NemoResumeError, OneLineParser
+from nemo_resume.planning.policy import POLICIES
+from nemo_resume.recipes.save_steps import checkpoint_steps
+from nemo_resume.schedules.flags import add_schedule_args, given_flags
+from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
+from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
+from nemo_resume.schedules.request import STAGED, ScheduleRequest
+from nemo_resume.schedules.scheduler_module import scheduler_module
 
 Task = Literal["finetune", "pretrain"]
 
@@ -138,9 +139,10 @@ class RecipeOptions:
         )
 
 
-def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
+def build_parser(task: Task, prog: str) -> OneLineParser:
+    """The recipe scripts' flags (and the NeMo-Run factories'), with this task's defaults."""
     d = {**SHARED_DEFAULTS, **DEFAULTS[task]}
-    p = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
     g.add_argument("--size", choices=list(SIZES), default="0.5b")
     g.add_argument("--peft", choices=["lora", "dora", "none"], default="lora" if task == "finetune" else "none")
@@ -149,21 +151,19 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
     g.add_argument("--seq-length", type=int, default=d["seq_length"])
     g.add_argument("--global-batch-size", type=int, default=d["global_batch_size"])
     g.add_argument("--micro-batch-size", type=int, default=d["micro_batch_size"])
-    g = p.add_argument_group("schedule and optimizer (all explicit; see docs/recipes.md)")
-    g.add_argument("--lr", type=float, help="peak LR (finetune default: 1e-4 LoRA/DoRA, 5e-6 full; pretrain: 3e-4)")
-    g.add_argument("--min-lr", type=float, default=d["min_lr"], help="cosine floor (pretrain default: 0.1 x lr)")
-    g.add_argument("--max-steps", type=int, help=f"default {d['max_steps']}; with --lr-stages, their sum")
-    g.add_argument("--warmup-steps", type=int, default=None, help=f"default {d['warmup_steps']}")
+    # None where the default depends on other flags (options_from_args resolves it and says so).
+    g = add_schedule_args(
+        p,
+        defaults={"min_lr": d["min_lr"], "warmup_steps": None, "constant_steps": d["constant_steps"]},
+        hints={
+            "lr": "default: 1e-4 LoRA/DoRA, 5e-6 full (finetune), 3e-4 (pretrain)",
+            "min_lr": "default: 0 (finetune), 0.1 x lr (pretrain)",
+            "max_steps": f"default: {d['max_steps']}; with --lr-stages, their sum",
+            "warmup_steps": f"without it: {d['warmup_steps']}",
+            "lr_mult": "the recipes take PATTERN=MULT only",
+        },
+    )
     g.add_argument("--warmup-ratio", type=float, help="warmup as a fraction of --max-steps (instead of --warmup-steps)")
-    g.add_argument("--constant-steps", type=int, default=d["constant_steps"])
-    g.add_argument("--schedule", default="cosine", help="a Hugging Face scheduler name, run by the NeMo module "
-                   "with its shape; names NeMo cannot reproduce are refused (docs/schedules.md; default: %(default)s)")
-    g.add_argument("--lr-stages", metavar="STEPS:LR,...", help="staged LR, e.g. 75:1e-4,50:1e-5; STEPS:LR:wN warms "
-                   "up N steps inside a stage (sets --lr and --max-steps)")
-    g.add_argument("--decay-steps", type=int, help="--schedule warmup_stable_decay: decay length (HF's num_decay_steps)")
-    g.add_argument("--decay-type", help="--schedule warmup_stable_decay: linear or 1-sqrt")
-    g.add_argument("--lr-mult", action="append", default=[], metavar="PATTERN=MULT", help="parameters whose name "
-                   "matches the glob train at lr * MULT (repeat for more patterns; one MULT for all: NeMo takes one)")
     for flag in ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad"):
         g.add_argument("--" + flag.replace("_", "-"), type=float, default=d[flag])
     g = p.add_argument_group("parallelism and launch")
@@ -194,7 +194,7 @@ def build_parser(task: Task, prog: str) -> argparse.ArgumentParser:
 def _staged(args: argparse.Namespace, notes: list[str]) -> tuple[Stage, ...]:
     """``--lr-stages``: the stages set the LR and the length; the other schedule flags do not apply."""
     stages = parse_stages(args.lr_stages)
-    given = describe_flags(args, ("lr", "warmup_steps", "warmup_ratio", "decay_steps", "decay_type"))
+    given = given_flags(args, ("lr", "warmup_steps", "warmup_ratio", "decay_steps", "decay_type"), values=True)
     if given:
         raise NemoResumeError(f"{' '.join(given)} with --lr-stages {args.lr_stages}: the stages set the LR "
                               "(warm up inside a stage: 75:1e-4:w10); drop them")
@@ -203,11 +203,6 @@ def _staged(args: argparse.Namespace, notes: list[str]) -> tuple[Stage, ...]:
     notes.append(f"--lr-stages {args.lr_stages}: {len(stages)} stages, {total_steps(stages)} steps, lr {stages[0].lr:g} "
                  "(the first stage's)")
     return stages
-
-
-def describe_flags(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
-    """``--flag value`` for each of ``names`` given on the command line (not None)."""
-    return [f"--{n.replace('_', '-')} {getattr(args, n)}" for n in names if getattr(args, n) is not None]
 
 
 def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:

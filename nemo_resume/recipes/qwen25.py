@@ -26,7 +26,7 @@ from nemo_resume.recipes.options import (
 )
 from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
 from nemo_resume.schedules.param_match import ParamNameMatch
-from nemo_resume.schedules.select import scheduler_module
+from nemo_resume.schedules.scheduler_module import scheduler_module
 
 
 def _stock_recipe(opts: RecipeOptions) -> run.Partial:
@@ -104,7 +104,7 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     recipe.optim.lr_scheduler = scheduler_module(opts.request(checked=False)).run_config()
     mult = opts.lr_mult
     if mult is not None:
-        # MegatronOptimizerModule's one scale_lr_cond/lr_mult pair (nemo_resume.schedules.groups).
+        # MegatronOptimizerModule's one scale_lr_cond/lr_mult pair (nemo_resume.schedules.lr_mult).
         recipe.optim.scale_lr_cond = run.Config(ParamNameMatch, patterns=list(mult.patterns))
         recipe.optim.lr_mult = mult.mult
 

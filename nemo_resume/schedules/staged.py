@@ -2,7 +2,7 @@
 
 It plugs into ``PytorchOptimizerModule`` and ``MegatronOptimizerModule`` like NeMo's own
 modules: ``.scheduler(model, optimizer)`` returns NeMo's dict format around a torch
-``LRScheduler`` (:class:`StagedLR`). The shape is :func:`nemo_resume.schedules.stages.staged_lrs`.
+``LRScheduler`` (:class:`StagedLR`). The shape is :func:`nemo_resume.schedules.lr_stages.staged_lrs`.
 
 Resume: the stages are plain data in the scheduler's ``state_dict`` (``"stages"``: a list of
 ``{"steps", "lr", "warmup_steps"}``), so Lightning's restore (``load_state_dict``, a
@@ -21,7 +21,7 @@ from nemo.lightning.pytorch.optim.base import LRSchedulerModule
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from nemo_resume.schedules.stages import Stage, parse_stages, staged_lrs, stages_from_json, total_steps
+from nemo_resume.schedules.lr_stages import Stage, parse_stages, staged_lrs, stages_from_json, total_steps
 
 StagesArg = Union[str, Sequence[Union[Stage, Mapping[str, Any]]]]
 

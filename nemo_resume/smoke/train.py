@@ -38,6 +38,8 @@ from typing import Any, Literal, Optional, Sequence, Union
 
 import lightning.pytorch as pl
 
+from nemo_resume.constants import STEP_IN_NAME_RE
+
 __all__ = [
     "CrashDuringSave",
     "LRRecorder",
@@ -140,7 +142,7 @@ class SmokeResult:
 
 def checkpoint_step(path: Union[str, Path]) -> Optional[int]:
     """The ``step=N`` in a checkpoint's name (``None`` without one)."""
-    m = re.search(r"(?:^|[-_])step=(\d+)", Path(path).name)
+    m = re.search(STEP_IN_NAME_RE, Path(path).name)
     return int(m.group(1)) if m else None
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nemo_resume.inspect import main as inspect_main
+from nemo_resume.cli.inspect_cmd import main as inspect_main
 from nemo_resume.inspection import inspect_path
 
 pytestmark = pytest.mark.nemo
@@ -158,7 +158,7 @@ def test_hostile_reduce_payload_is_reported_and_never_run(tmp_path, mg, lt, kind
 
 
 def test_pickle_bigger_than_the_limit_is_refused(tmp_path, lt, monkeypatch):
-    import nemo_resume.safe_pickle as sp
+    import nemo_resume.checkpoint.safe_pickle as sp
 
     monkeypatch.setattr(sp, "MAX_PICKLE_BYTES", 1000)
     monkeypatch.setattr(sp.read_torch_file, "__defaults__", (1000,))

@@ -61,7 +61,7 @@ def test_every_finetune_size_and_peft_builds_with_an_explicit_schedule(tmp_path,
 
 
 def test_72b_full_finetune_on_too_few_nodes_is_a_one_line_error(tmp_path, capsys):
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
 
     code = run_script("finetune", ["--size", "72b", "--peft", "none", "--dir", str(tmp_path), "--dry-run"], prog="p")
     assert code == 2
@@ -90,7 +90,7 @@ def test_min_lr_zero_stays_zero():
 
 
 def test_incident_with_the_stock_min_lr_is_refused_before_anything_runs(tmp_path, capsys):
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
 
     code = run_script("pretrain", ["--size", "7b", "--lr", "1e-5", "--min-lr", "3e-5", "--dir", str(tmp_path),
                                    "--dry-run", "--json"], prog="qwen25_pretrain.py")
@@ -135,7 +135,7 @@ def test_resume_callback_is_written_to_context_as_a_class_reference(tmp_path):
 
 
 def _dry_run(tmp_path, capsys, *extra):
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
 
     # NeMo-Run's Slurm tunnel runs shell commands through `invoke`, which reads stdin; give it
     # an empty one, as CI does, instead of pytest's unreadable stand-in.
@@ -173,7 +173,7 @@ def test_dry_run_slurm_prints_the_sbatch_script(tmp_path, capsys):
 
 
 def test_slurm_without_account_is_a_one_line_error(tmp_path, capsys):
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
 
     code = run_script("finetune", ["--dir", str(tmp_path), "--dry-run", "--executor", "slurm"], prog="p")
     err = capsys.readouterr().err.strip().splitlines()
@@ -181,7 +181,7 @@ def test_slurm_without_account_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_to_yaml_round_trips_through_nemo_run(tmp_path, capsys):
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
 
     out = tmp_path / "cfg.yaml"
     assert run_script("finetune", ["--dir", str(tmp_path), "--to-yaml", str(out)], prog="p") == 0

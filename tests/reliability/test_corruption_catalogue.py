@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nemo_resume.testing.fuzz import CliCall, call_cli, run_cli_measured, tree_manifest
+from tests.support.fuzz import CliCall, call_cli, run_cli_measured, tree_manifest
 
 pytestmark = pytest.mark.nemo
 
@@ -283,7 +283,7 @@ def test_one_run_resumed_with_a_new_schedule_is_not_mixed(tmp_path, finished_con
     moved to another folder and continued unchanged (same config, different folders) are one run each."""
     from nemo_resume.callback import ResumeScheduleCallback
     from nemo_resume.planning import plan_resume
-    from nemo_resume.request import ScheduleRequest
+    from nemo_resume.schedules.request import ScheduleRequest
     from nemo_resume.smoke.train import train
 
     cfg = finished_config.with_(max_steps=40, warmup_steps=5, checkpoint_every=10)

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nemo_resume.testing.fuzz import CliCall, Mutation, call_cli, mutations, tree_manifest
+from tests.support.fuzz import CliCall, Mutation, call_cli, mutations, tree_manifest
 
 pytestmark = [pytest.mark.nemo, pytest.mark.fuzz]
 

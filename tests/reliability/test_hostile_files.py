@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nemo_resume.testing.fuzz import (
+from tests.support.fuzz import (
     call_cli,
     call_pickle,
     deep_tuple_key_pickle,
@@ -222,7 +222,7 @@ def test_no_package_module_outside_test_tooling_calls_an_unpickler():
 def test_the_source_scan_would_catch_a_torch_load():
     assert _calls_to_unpicklers("import torch\nstate = torch.load(p, weights_only=False)\n")
     assert _calls_to_unpicklers("from pickle import loads\n")
-    assert not _calls_to_unpicklers("from nemo_resume.safe_pickle import read_torch_file\n")
+    assert not _calls_to_unpicklers("from nemo_resume.checkpoint.safe_pickle import read_torch_file\n")
 
 
 def test_the_pickle_reader_never_imports_what_a_pickle_names(lt, tmp_path):

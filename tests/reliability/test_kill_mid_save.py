@@ -1,14 +1,14 @@
 """SIGKILL real CPU runs at random moments and inside saves, then check what nemo-resume says.
 
 Writers: NeMo's ``nl.ModelCheckpoint`` with the Lightning ``.ckpt`` writer (a real ``nl.Trainer`` run) and
-megatron-core's ``dist_checkpointing`` writer; see :mod:`nemo_resume.testing.kill_harness` for what each
+megatron-core's ``dist_checkpointing`` writer; see :mod:`tests.support.kill_harness` for what each
 trial checks. CI runs ``NEMO_RESUME_KILL_TRIALS`` trials (default 6, about 45 s with the harness start);
 the full run recorded in docs/reliability.md is::
 
     NEMO_RESUME_KILL_TRIALS=36 NEMO_RESUME_KILL_SEED=7 \
         .venv/bin/python -m pytest -q -s tests/reliability/test_kill_mid_save.py
     # or, outside pytest, with a table and a JSON record:
-    .venv/bin/python -m nemo_resume.testing.kill_harness --trials 36 --seed 7 --json kills.json
+    .venv/bin/python -m tests.support.kill_harness --trials 36 --seed 7 --json kills.json
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shutil
 
 import pytest
 
-from nemo_resume.testing.kill_harness import make_trial, run_trial, start_harness, summarize
+from tests.support.kill_harness import make_trial, run_trial, start_harness, summarize
 
 pytestmark = [pytest.mark.nemo, pytest.mark.slow]
 

@@ -15,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.request import ScheduleRequest
-from nemo_resume.schedules.hf import HF_NAMES, REFUSED, exact_ratio
-from nemo_resume.schedules.select import scheduler_module
+from nemo_resume.schedules.request import ScheduleRequest
+from nemo_resume.schedules.hf_names import HF_NAMES, REFUSED, exact_ratio
+from nemo_resume.schedules.scheduler_module import scheduler_module
 
 pytestmark = pytest.mark.nemo
 pytest.importorskip("transformers")
 from transformers import SchedulerType  # noqa: E402
 
-from nemo_resume.schedules.reference import hf_lrs, nemo_lrs  # noqa: E402
+from tests.support.hf_reference import hf_lrs, nemo_lrs  # noqa: E402
 
 LR, T, W = 1e-4, 200, 20
 STEPS = list(range(T + 1))
@@ -100,14 +100,14 @@ def test_one_minus_sqrt_decay_matches_hf_with_a_zero_floor():
 
 
 def test_linear_is_not_warmupannealing_because_it_gives_every_group_group_0s_lr():
-    from nemo_resume.check import _evaluate, scheduler_on_groups
-    from nemo_resume.schedules.module import ModuleConfig
+    from nemo_resume.check.probe import evaluate, scheduler_on_groups
+    from nemo_resume.schedules.module_config import ModuleConfig
 
     module = ModuleConfig(
         "nemo.lightning.pytorch.optim.lr_scheduler.WarmupAnnealingScheduler",
         dict(warmup_steps=W, max_steps=T, min_lr=0.0),
     )
-    lrs = _evaluate(scheduler_on_groups(module.build(), (LR, LR / 2)), [W + 1], "schedule").lrs[0]
+    lrs = evaluate(scheduler_on_groups(module.build(), (LR, LR / 2)), [W + 1], "schedule").lrs[0]
     assert lrs[1] == pytest.approx(lrs[0])  # group 1 should be half
     assert scheduler_module(_request("linear")).name == "WarmupHoldAnnealScheduler"
 
@@ -121,13 +121,13 @@ def test_names_without_a_faithful_nemo_module_are_refused_in_one_line(name):
 
 
 def test_why_inverse_sqrt_is_refused_nemos_decay_is_not_hfs():
-    from nemo_resume.check import _evaluate, scheduler_on_groups
-    from nemo_resume.schedules.module import ModuleConfig
+    from nemo_resume.check.probe import evaluate, scheduler_on_groups
+    from nemo_resume.schedules.module_config import ModuleConfig
 
     module = ModuleConfig(
         "nemo.lightning.pytorch.optim.lr_scheduler.InverseSquareRootAnnealingScheduler", dict(max_steps=T, min_lr=0.0)
     )
-    nemo = _evaluate(scheduler_on_groups(module.build(), (LR,)), [100], "schedule").lrs[0, 0]
+    nemo = evaluate(scheduler_on_groups(module.build(), (LR,)), [100], "schedule").lrs[0, 0]
     hf = hf_lrs(_request("cosine"), [100], "inverse_sqrt")[0, 0]  # warmup 20 -> timescale 20
     hf_no_warmup = hf_lrs(_request("cosine", warmup_steps=0), [100], "inverse_sqrt")[0, 0]
     assert nemo == pytest.approx(LR / math.sqrt(101))

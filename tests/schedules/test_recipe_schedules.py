@@ -117,7 +117,7 @@ def test_each_hf_name_builds_its_nemo_module_with_every_argument_explicit(tmp_pa
     ],
 )
 def test_contradicting_or_unfaithful_flags_exit_2_in_one_line_even_with_launch_anyway(tmp_path, capsys, argv, message):
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
 
     code = run_script("finetune", ["--dir", str(tmp_path), "--dry-run", "--launch-anyway", *argv], prog="p")
     err = capsys.readouterr().err.strip().splitlines()
@@ -128,7 +128,7 @@ def test_contradicting_or_unfaithful_flags_exit_2_in_one_line_even_with_launch_a
 def test_seed_004_smoke_run_switches_lr_at_step_75_and_keeps_50_checkpoints(tmp_path, capsys):
     import torch
 
-    from nemo_resume.recipes.script import run_script
+    from nemo_resume.cli.recipe_cmd import run_script
     from nemo_resume.smoke.train import checkpoint_step
 
     code = run_script("finetune", ["--dir", str(tmp_path), "--smoke", "--name", "seed004", *SEED_004], prog="p")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.schedules.stages import (
+from nemo_resume.schedules.lr_stages import (
     Stage,
     boundaries,
     describe,

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = [pytest.mark.nemo, pytest.mark.slow]
 
-NEMO_MIN_LR_ERROR = "received an initial learning rate that was lower than the minimum learning rate."
+from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_MIN_LR_ERROR  # noqa: E402
 LR_AT_499 = 1e-5 * 500 / 501  # warmup LR = base * (step + 1) / (W + 1)
 
 

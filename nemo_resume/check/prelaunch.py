@@ -1,0 +1,52 @@
+"""The check every launch runs first: the plan, stepped through NeMo's real scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from nemo_resume.check.result import CheckResult, ResumePoint
+from nemo_resume.check.schedule import check_schedule
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
+from nemo_resume.schedules.request import ScheduleRequest
+
+
+def check_plan(plan: ResumePlan) -> CheckResult:
+    """Check ``plan`` exactly as the run will execute it.
+
+    A fresh start is checked from step 0 with the requested schedule. A resume builds the
+    scheduler from the request (what the config gives), restores the checkpoint's saved state
+    over it (what Lightning does), then applies the plan's target (what the callback does).
+    Any other schedule (``plan.request.is_cosine`` False) is checked with its own NeMo module,
+    the checkpoint's saved state restored over it and nothing rewritten (``--lr-policy keep``).
+    """
+    resume = None
+    if not plan.request.is_cosine:
+        request = plan.request
+        if plan.mode == MODE_RESUME and plan.restored is not None:
+            resume = ResumePoint(plan.resume_step, plan.restored)
+            # shaped like the checkpoint's groups (megatron-core's weight-decay split adds some)
+            request = request.for_groups(plan.restored.get("base_lrs") or [])
+        return check_schedule(request, resume=resume)
+    if plan.mode == MODE_RESUME and plan.saved is not None:
+        restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
+        resume = ResumePoint(plan.resume_step, restored, plan.target)
+    return check_schedule(plan.config_state(), resume=resume)
+
+
+def plan_and_check(
+    run_dir: Path | str, unchecked: ScheduleRequest, *, resume: str, policy: str
+) -> tuple[ResumePlan, CheckResult, str | None]:
+    """Plan ``unchecked`` against ``run_dir`` and check the plan; also return why the request is invalid.
+
+    An invalid schedule is still planned, as NeMo would run it (the checkpoint's state kept, no
+    plan applied), and checked, so the report shows the step it fails at and ``--launch-anyway``
+    can reproduce a known-bad run on purpose.
+    """
+    try:
+        request, error = replace(unchecked, checked=True), None
+    except NemoResumeError as exc:
+        request, error = unchecked, str(exc)
+    plan = plan_resume(run_dir, request, resume=resume, policy="keep" if error else policy)
+    return plan, check_plan(plan), error

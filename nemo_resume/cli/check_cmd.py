@@ -1,0 +1,99 @@
+"""``nemo-resume check`` (and ``python scripts/check_schedule.py``): a recipe's LR schedule through NeMo's own scheduler.
+
+Input errors are found before torch and NeMo are imported, so a typo answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nemo_resume.check.inputs import load_plan
+from nemo_resume.check.result import CheckResult
+from nemo_resume.cli.common import OneLineParser, parser, print_json, run_cli
+from nemo_resume.cli.report import render_check
+from nemo_resume.constants import MAX_LR_JUMP
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning.policy import POLICIES
+from nemo_resume.schedules.cosine import CosineState
+from nemo_resume.schedules.flags import add_schedule_args, given_flags, request_from_args
+from nemo_resume.schedules.request import COSINE_SCHEDULES, ScheduleRequest
+from nemo_resume.schedules.scheduler_module import scheduler_module
+
+EPILOG = """examples:
+  # the incident: lr lowered to 1e-5 under the pretrain recipe's min_lr 3e-5 (fails at step 501)
+  python scripts/check_schedule.py --lr 1e-5 --min-lr 3e-5 --warmup-steps 500 --max-steps 1000
+  # a LoRA fine-tune with a second param group at 10x, as JSON, with a plot
+  python scripts/check_schedule.py --lr 1e-4 --min-lr 0 --warmup-steps 50 --max-steps 1000 --lr-mult 10 --json --plot lr.png
+  # a resume: {"resume_step", "restored": {scheduler state_dict}, "target": {...} | null, "request": {...}}
+  python scripts/check_schedule.py --plan plan.json --plot lr.png
+  # a Hugging Face schedule name, run by the NeMo module that gives its shape (docs/schedules.md)
+  python scripts/check_schedule.py --schedule linear --lr 1e-4 --min-lr 0 --warmup-steps 50 --max-steps 1000
+  # seed 004's two stages, LoRA adapters at half the LR
+  python scripts/check_schedule.py --lr-stages 75:1e-4,50:1e-5 --lr-mult '*adapter*=0.5'
+
+exit codes: 0 every check passes, 1 a check fails (the step and reason are printed), 2 bad input"""
+
+
+def build_parser(prog: str) -> OneLineParser:
+    p = parser(
+        prog,
+        "Check an LR schedule (fresh, or a resumed cosine) with the real NeMo scheduler module a recipe uses.",
+        EPILOG,
+    )
+    # None defaults: "given" must be told apart from "left out" (--plan carries its own request).
+    add_schedule_args(p, defaults={"warmup_steps": None, "constant_steps": None})
+    p.add_argument("--plan", metavar="FILE", help="check a resume: JSON with resume_step, restored, target, request")
+    g = p.add_argument_group("or plan the resume here (as the recipes do) and check it")
+    g.add_argument("--run", metavar="DIR", help="the run folder (or a checkpoint) to plan the resume against")
+    g.add_argument("--resume", default="auto", help="with --run: auto, never or a checkpoint PATH (default: auto)")
+    g.add_argument("--lr-policy", choices=POLICIES, default="auto", help="with --run: the LR policy (default: auto)")
+    p.add_argument("--max-jump", type=float, default=MAX_LR_JUMP,
+                   help="largest relative LR change at the resume step (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--plot", metavar="PNG", help="write a PNG of every group's LR over the horizon")
+    return p
+
+
+def _planned(args: argparse.Namespace) -> CheckResult:
+    """``--run DIR``: plan the resume for the recipe flags, then check the plan (as the recipes do)."""
+    from nemo_resume.check.prelaunch import plan_and_check
+
+    if args.plan:
+        raise NemoResumeError("give --plan FILE or --run DIR, not both")
+    return plan_and_check(args.run, request_from_args(args, checked=False), resume=args.resume, policy=args.lr_policy)[1]
+
+
+def _checked(args: argparse.Namespace) -> CheckResult:
+    """``--plan FILE`` or the schedule flags, checked as given (a schedule NeMo would fail on included)."""
+    from nemo_resume.check import check_schedule
+
+    request: CosineState | ScheduleRequest
+    resume = None
+    if args.plan:
+        given = given_flags(args)
+        if given or args.schedule not in COSINE_SCHEDULES:
+            raise NemoResumeError(f"--plan carries its own (cosine) request; drop {' '.join(given) or '--schedule'}")
+        request, resume = load_plan(args.plan)
+    else:
+        request = request_from_args(args, checked=False)
+        scheduler_module(request)  # a name with no faithful NeMo module is refused before torch is imported
+    return check_schedule(request, resume=resume, max_jump=args.max_jump)
+
+
+def main(argv: list[str] | None = None, prog: str = "nemo-resume check") -> int:
+    def body() -> int:
+        args = build_parser(prog).parse_args(argv)
+        result = _planned(args) if args.run else _checked(args)
+        if args.plot:
+            from nemo_resume.check.plot import write_plot
+
+            write_plot(result, args.plot)
+        if args.json:
+            print_json(result.to_json())
+        else:
+            render_check(result)
+            if args.plot:
+                print(f"wrote {args.plot}")
+        return result.exit_code
+
+    return run_cli(prog, body)

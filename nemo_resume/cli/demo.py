@@ -1,0 +1,239 @@
+"""``make demo``: the seed incident replayed end to end with real NeMo parts on CPU.
+
+1. The continued-pre-training recipe with ``--lr 1e-5`` and the stock ``min_lr=3e-5``: the
+   schedule check fails at step 501; launched anyway (``--smoke --launch-anyway``), NeMo's own
+   run checkpoints at step 499 and dies at step 501 with the below-min-LR error.
+2. The inspector reads the run folder: step 499, LR 9.98e-6, the failure predicted at 501.
+3. The seed notes' fix, ``min_lr`` lowered in the config, resumed through stock NeMo: the
+   checkpoint's scheduler state wins and the run dies again at step 501.
+4. ``--resume auto`` through nemo-resume: the plan and callback take the run to step 1000.
+5. ``demo-out/lr.png`` and ``demo-out/report.md``.
+
+Every stage is checked, not just printed: the demo exits 0 only if each behaved as described.
+Each stage calls the same functions as ``recipes/qwen25_pretrain.py`` (options, plan, check, smoke).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, parser, run_cli
+from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT
+from nemo_resume.inspection import Inspection, inspect_path
+from nemo_resume.recipes.launch import Prepared, prepare, smoke
+from nemo_resume.recipes.options import build_parser, options_from_args
+
+SCRIPT = "python recipes/qwen25_pretrain.py"
+BASE_FLAGS = ["--size", "0.5b", "--lr", "1e-5", "--warmup-steps", "500", "--max-steps", "1000", "--checkpoint-every", "499"]
+
+
+@dataclass
+class Stage:
+    title: str
+    command: str
+    expected: str
+    observed: str = ""
+    ok: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    stages: list[Stage] = field(default_factory=list)
+    lrs: dict[str, dict[int, list[float]]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return len(self.stages) == 5 and all(s.ok for s in self.stages)
+
+
+@contextlib.contextmanager
+def _quiet(log: Path) -> Iterator[None]:
+    """Send everything NeMo and Lightning print (at the file-descriptor level) to ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _opts(run_root: Path, *flags: str):
+    argv = [*BASE_FLAGS, "--dir", str(run_root), "--name", "qwen25_pretrain", *flags]
+    return options_from_args("pretrain", build_parser("pretrain", SCRIPT).parse_args(argv))
+
+
+def _command(*flags: str) -> str:
+    return " ".join([SCRIPT, *BASE_FLAGS, "--dir", "demo-out/run", *flags])
+
+
+def _prepare_and_smoke(opts, log: Path) -> tuple[Prepared, Any]:
+    prepared = prepare(opts)
+    with _quiet(log):
+        result = smoke(opts, prepared.plan)
+    return prepared, result
+
+
+def _stage1(run_root: Path, log: Path, result: DemoResult) -> Stage:
+    st = Stage("The incident: --lr 1e-5 under the stock min_lr 3e-5", _command("--min-lr", "3e-5", "--smoke", "--launch-anyway"),
+               "the check fails at step 501; the real NeMo run checkpoints at 499 and dies at 501 with NeMo's error")
+    prepared, run = _prepare_and_smoke(_opts(run_root, "--min-lr", "3e-5"), log)
+    failure = prepared.check.first_problem
+    result.lrs["attempt 1 (stock min_lr)"] = run.lrs
+    ckpts = sorted(p.name for p in run.checkpoint_dir.glob("*.ckpt"))
+    st.observed = (f"check: fails at step {failure.step if failure else None}; run: {run.error or 'no error'} "
+                   f"after step {max(run.lrs)} (trainer at {run.final_step}); checkpoints {ckpts}")
+    st.ok = (failure is not None and failure.step == 501 and run.error is not None and NEMO_BELOW_MIN_LR_TEXT in run.error
+             and max(run.lrs) == 500 and any("step=499" in c for c in ckpts))
+    return st
+
+
+def _stage2(run_root: Path, result: DemoResult) -> tuple[Stage, Inspection]:
+    st = Stage("Inspect the run folder", "python -m nemo_resume.inspect demo-out/run",
+               "step 499, LR 9.98e-6, and the failure predicted at step 501")
+    found = inspect_path(run_root)
+    latest = found.latest
+    codes = {(p.code, p.step) for p in latest.problems} if latest else set()
+    lr = latest.state.lrs[0] if latest and latest.state.lrs else None
+    st.observed = f"newest resumable: step {latest.state.step if latest else None}, LR {lr}, problems {sorted(codes)}"
+    st.ok = (latest is not None and latest.state.step == 499 and lr is not None and abs(lr - 1e-5 * 500 / 501) < 1e-12
+             and ("LR_BELOW_MIN_LR", 501) in codes)
+    return st, found
+
+
+def _stage3(run_root: Path, log: Path, result: DemoResult) -> Stage:
+    st = Stage("The seed notes' fix: min_lr lowered to 1e-6, resumed through stock NeMo",
+               _command("--min-lr", "1e-6", "--lr-policy", "keep", "--smoke", "--launch-anyway"),
+               "the checkpoint's saved scheduler state wins: the run dies again at step 501 with the same error")
+    prepared, run = _prepare_and_smoke(_opts(run_root, "--min-lr", "1e-6", "--lr-policy", "keep"), log)
+    result.lrs["attempt 2 (min_lr lowered, stock resume)"] = run.lrs
+    st.observed = (f"plan refused keep ({prepared.plan.problems[0].code if prepared.plan.problems else 'none'}); "
+                   f"run resumed at step {min(run.lrs) if run.lrs else None}: {run.error or 'no error'}")
+    st.ok = (run.error is not None and NEMO_BELOW_MIN_LR_TEXT in run.error and min(run.lrs) == 499 and max(run.lrs) == 500)
+    return st
+
+
+def _stage4(run_root: Path, log: Path, result: DemoResult) -> Stage:
+    st = Stage("Resume with nemo-resume: --resume auto", _command("--min-lr", "1e-6", "--resume", "auto", "--smoke"),
+               "the plan resumes step 499 with a smooth cosine to min_lr 1e-6: no jump, every LR >= 1e-6, step 1000 reached")
+    prepared, run = _prepare_and_smoke(_opts(run_root, "--min-lr", "1e-6", "--resume", "auto"), log)
+    result.lrs["attempt 3 (nemo-resume plan)"] = run.lrs
+    lrs = [run.lrs[s][0] for s in sorted(run.lrs)]
+    jump = abs(lrs[1] - lrs[0]) / lrs[0] if len(lrs) > 1 else None
+    st.observed = (f"policy {prepared.plan.decision.policy if prepared.plan.decision else None}, check ok={prepared.check.ok}; "
+                   f"run: steps {min(run.lrs)}..{max(run.lrs)}, reached {run.final_step}, min LR {min(lrs):.3g}, "
+                   f"LR change 499->500 {jump:.2e}; {run.error or 'no error'}")
+    st.ok = (prepared.refusal is None and run.error is None and run.final_step == 1000 and min(run.lrs) == 499
+             and min(lrs) >= 1e-6 * (1 - 1e-9) and jump is not None and jump < 1e-3)
+    return st
+
+
+def _plot(result: DemoResult, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    styles = [("-", None), ("--", "x"), ("-", None)]  # attempt 2 is two steps long: mark them
+    for (label, lrs), (style, marker) in zip(result.lrs.items(), styles):
+        steps = sorted(lrs)
+        ax.plot(steps, [lrs[s][0] for s in steps], style, marker=marker, markersize=9, label=label, linewidth=1.8)
+    ax.axhline(3e-5, color="red", linestyle=":", label="stock min_lr 3e-5")
+    ax.axhline(1e-6, color="gray", linestyle=":", label="new min_lr 1e-6")
+    ax.axvline(501, color="red", alpha=0.5)
+    ax.annotate("NeMo dies at 501", (501, 1.02e-5), color="red", fontsize=8)
+    ax.axvline(499, color="green", alpha=0.5)
+    ax.annotate("resume from step 499", (499, 2.2e-5), color="green", fontsize=8, ha="right")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate (param group 0)")
+    ax.set_title("The below-min-LR incident, the stock fix, and the nemo-resume plan")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _report(result: DemoResult, path: Path) -> None:
+    lines = ["# nemo-resume demo report", "",
+             "Real NeMo 2 parts on CPU (nl.Trainer, PytorchOptimizerModule, CosineAnnealingScheduler, ModelCheckpoint, "
+             "NeMoLogger, AutoResume) on a tiny model; see docs/smoke.md for what differs from a GPU run.", ""]
+    for i, s in enumerate(result.stages, 1):
+        lines += [f"## {i}. {s.title} ({'OK' if s.ok else 'FAILED'}, {s.seconds:.2f} s)", "", f"    {s.command}", "",
+                  f"- expected: {s.expected}", f"- observed: {s.observed}", ""]
+    lines += ["![LR of every attempt](lr.png)", ""]
+    path.write_text("\n".join(lines))
+
+
+def run_demo(out_dir: Path, *, console: Any = None) -> DemoResult:
+    """Run the five stages into ``out_dir`` (replaced), checking each; returns what happened."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    run_root, log = out_dir / "run", out_dir / "nemo.log"
+    result = DemoResult(out_dir)
+    say = console.print if console is not None else (lambda *a, **k: None)
+
+    def timed(fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        stage = out[0] if isinstance(out, tuple) else out
+        stage.seconds = time.perf_counter() - t0
+        result.stages.append(stage)
+        mark = "[green]OK[/]" if stage.ok else "[red]FAILED[/]"
+        say(f"[bold]{len(result.stages)}. {stage.title}[/] {mark} ({stage.seconds:.2f} s)\n   $ {stage.command}\n"
+            f"   expected: {stage.expected}\n   observed: {stage.observed}", soft_wrap=True)
+        return out
+
+    timed(_stage1, run_root, log, result)
+    _, found = timed(_stage2, run_root, result)
+    if console is not None:
+        from nemo_resume.cli.inspect_cmd import render
+
+        render(found)
+    timed(_stage3, run_root, log, result)
+    timed(_stage4, run_root, log, result)
+    t0 = time.perf_counter()
+    _plot(result, out_dir / "lr.png")
+    _report(result, out_dir / "report.md")
+    files = Stage("Plot and report", "(written by the demo)", "demo-out/lr.png and demo-out/report.md exist",
+                  observed=f"{out_dir / 'lr.png'}, {out_dir / 'report.md'}", seconds=time.perf_counter() - t0)
+    files.ok = (out_dir / "lr.png").stat().st_size > 0 and (out_dir / "report.md").exists()
+    result.stages.append(files)
+    _report(result, out_dir / "report.md")
+    say(f"[bold]5. {files.title}[/] {'[green]OK[/]' if files.ok else '[red]FAILED[/]'}: {files.observed}")
+    return result
+
+
+def main(argv: list[str] | None = None, prog: str = "make demo") -> int:
+    def body() -> int:
+        from rich.console import Console
+
+        p = parser(prog, __doc__.splitlines()[0], "example:\n  make demo   # or: python scripts/demo.py --out demo-out")
+        p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (replaced; default: %(default)s)")
+        args = p.parse_args(argv)
+        console = Console()
+        t0 = time.perf_counter()
+        with console.status("running the demo (NeMo's logs go to demo-out/nemo.log)"):
+            result = run_demo(args.out, console=console)
+        verdict = "[green]every stage behaved as described[/]" if result.ok else "[red]a stage did not behave as described[/]"
+        console.print(f"Demo finished in {time.perf_counter() - t0:.0f} s: {verdict}. Report: {args.out / 'report.md'}")
+        return EXIT_OK if result.ok else EXIT_PROBLEM
+
+    return run_cli(prog, body)

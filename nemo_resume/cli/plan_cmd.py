@@ -1,0 +1,50 @@
+"""``nemo-resume plan RUN --lr X --min-lr Y --max-steps N``: a resume that cannot fail.
+
+Picks the checkpoint (``--resume auto|never|PATH``), the LR policy (``--lr-policy``) and shows
+the schedule the resumed run will follow, at the steps that matter.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, OneLineParser, parser, print_json, run_cli
+from nemo_resume.cli.report import render_plan
+from nemo_resume.planning import plan_resume
+from nemo_resume.planning.choice import default_resume
+from nemo_resume.planning.policy import POLICIES
+from nemo_resume.schedules.flags import add_schedule_args, request_from_args
+
+EPILOG = """examples:
+  python -m nemo_resume.plan results/qwen25_pretrain --lr 1e-5 --min-lr 1e-6 --max-steps 1000 --warmup-steps 500
+  python -m nemo_resume.plan results/run --lr 1e-4 --min-lr 1e-5 --max-steps 600 --lr-policy smooth --json -o plan.json
+
+exit codes: 0 the plan is safe, 1 no safe plan exists for the request, 2 bad input"""
+
+
+def build_parser(prog: str) -> OneLineParser:
+    p = parser(prog, __doc__.splitlines()[0], EPILOG)
+    p.add_argument("run", help="the run folder (searched recursively) or one checkpoint")
+    p.add_argument("--resume", default=None, help="auto (default for a folder), never, or a checkpoint PATH")
+    p.add_argument("--lr-policy", choices=POLICIES, default="auto", help="how the LR continues (default: auto)")
+    p.add_argument("--restart-from-weights", action="store_true",
+                   help="start from the newest weights-only checkpoint with a fresh optimizer and schedule")
+    add_schedule_args(p)
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    p.add_argument("-o", "--output", type=Path, help="also write the plan JSON here (for scripts/check_schedule.py --plan)")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
+    def body() -> int:
+        args = build_parser(prog).parse_args(argv)
+        resume = args.resume or default_resume(Path(args.run))
+        plan = plan_resume(args.run, request_from_args(args), resume=resume, policy=args.lr_policy,
+                           restart_from_weights=args.restart_from_weights)
+        if args.output:
+            args.output.write_text(json.dumps(plan.to_json(), indent=2) + "\n")
+        print_json(plan.to_json()) if args.json else render_plan(plan)
+        return EXIT_OK if plan.ok else EXIT_PROBLEM
+
+    return run_cli(prog, body)

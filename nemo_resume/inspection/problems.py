@@ -1,0 +1,173 @@
+"""Problems a checkpoint's state predicts, each with a stable code, before any GPU time is spent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nemo_resume.checkpoint.state import CheckpointState, SchedulerState
+from nemo_resume.schedules.cosine import CosineState, first_failure
+from nemo_resume.schedules.lr_stages import boundaries, describe, stage_index, total_steps
+
+Severity = Literal["error", "warning", "info"]
+
+# Stable codes: scripts match on these, so never rename one.
+LR_BELOW_MIN_LR = "LR_BELOW_MIN_LR"
+SCHEDULER_RAISES = "SCHEDULER_RAISES"
+CONSTANT_STEPS_COLLAPSES_GROUPS = "CONSTANT_STEPS_COLLAPSES_GROUPS"
+NEGATIVE_DECAY = "NEGATIVE_DECAY"
+PAST_MAX_STEPS = "PAST_MAX_STEPS"
+NO_OPTIMIZER_STATE = "NO_OPTIMIZER_STATE"
+INCOMPLETE = "INCOMPLETE"
+UNSAFE_PICKLE = "UNSAFE_PICKLE"
+UNSUPPORTED_SCHEDULER = "UNSUPPORTED_SCHEDULER"
+STAGED_SCHEDULE = "STAGED_SCHEDULE"
+PAST_LAST_STAGE = "PAST_LAST_STAGE"
+
+_COSINE_MODULE = "CosineAnnealingScheduler"
+_FIX = "resume with `nemo-resume plan RUN --lr-policy smooth` instead of editing the config"
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    severity: Severity
+    message: str
+    step: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "message": self.message, "step": self.step}
+
+
+def cosine_state(s: SchedulerState) -> CosineState | None:
+    """The saved scheduler as a :class:`CosineState`, or None if a field NeMo needs is missing."""
+    if not s.base_lrs or s.min_lr is None or s.max_steps is None:
+        return None
+    return CosineState(
+        base_lrs=s.base_lrs,
+        min_lr=s.min_lr,
+        max_steps=s.max_steps,
+        warmup_steps=s.warmup_steps or 0,
+        constant_steps=s.constant_steps or 0,
+        decay_steps=s.decay_steps,
+    )
+
+
+def _schedule_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
+    cos = cosine_state(sched)
+    if cos is None:
+        return []
+    out: list[Problem] = []
+    start = (sched.last_epoch if sched.last_epoch is not None else step or 0) + 1
+    failure = first_failure(cos, start, max(cos.max_steps, start))
+    if failure is not None:
+        below = failure.kind in ("below_min_lr", "assert_max_lr_gt_min_lr")
+        detail = (
+            f"saved base_lrs {list(cos.base_lrs)} are not above saved min_lr {cos.min_lr}"
+            if below
+            else "the saved schedule has an impossible decay phase"
+        )
+        out.append(
+            Problem(
+                LR_BELOW_MIN_LR if below else SCHEDULER_RAISES,
+                "error",
+                f"{detail}: a resumed run dies at step {failure.step} with {failure.message}. "
+                f"The checkpoint's scheduler state overrides a lowered min_lr in the config; {_FIX}.",
+                failure.step,
+            )
+        )
+    if cos.constant_steps > 0 and len(set(cos.base_lrs)) > 1:
+        out.append(
+            Problem(
+                CONSTANT_STEPS_COLLAPSES_GROUPS,
+                "warning",
+                f"constant_steps={cos.constant_steps} makes NeMo's CosineAnnealing give every param group "
+                f"group 0's LR ({cos.base_lrs[0]}), discarding per-group LRs {list(cos.base_lrs)}; "
+                "set constant_steps=0 to keep them",
+            )
+        )
+    if cos.warmup_steps + cos.constant_steps > cos.max_steps:
+        out.append(
+            Problem(
+                NEGATIVE_DECAY,
+                "warning",
+                f"warmup_steps ({cos.warmup_steps}) + constant_steps ({cos.constant_steps}) > max_steps "
+                f"({cos.max_steps}): the decay length is {cos.decay}, so the LR drops to min_lr right after warmup",
+                cos.warmup_steps + 1,
+            )
+        )
+    if step is not None and step >= cos.max_steps:
+        out.append(
+            Problem(
+                PAST_MAX_STEPS,
+                "warning",
+                f"step {step} is at or past the saved max_steps ({cos.max_steps}): the LR stays at min_lr "
+                f"({cos.min_lr}) from here, whatever trainer.max_steps says; {_FIX}",
+                step,
+            )
+        )
+    return out
+
+
+def _stage_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
+    """The saved stages and where the checkpoint is in them (``--lr-stages``, nemo_resume's StagedLR)."""
+    stages = sched.stages
+    at = sched.last_epoch if sched.last_epoch is not None else step or 0
+    i, starts, end = stage_index(stages, at), boundaries(stages), total_steps(stages)
+    s = stages[i]
+    where = f"stage {i + 1} of {len(stages)} (LR {s.lr:g}, steps {starts[i]}-{starts[i] + s.steps - 1})"
+    nxt = "" if at >= end else f"; the next step ({at}) trains in it" + (
+        f", stage {i + 2} starts at step {starts[i + 1]} (LR {stages[i + 1].lr:g})" if i + 1 < len(stages) else ""
+    )
+    out = [Problem(STAGED_SCHEDULE, "info", f"staged LR {describe(stages)} ({end} steps), restored on resume; "
+                                            f"checkpoint at step {at}: {where}{nxt}", at)]
+    if at >= end:
+        out.append(
+            Problem(PAST_LAST_STAGE, "warning", f"step {at} is at or past the end of the saved stages ({end} steps): "
+                                                f"the LR stays at the last stage's {stages[-1].lr:g}", at)
+        )
+    return out
+
+
+def predict_problems(state: CheckpointState) -> list[Problem]:
+    """Everything that will go wrong resuming from ``state``, most severe first."""
+    out: list[Problem] = []
+    if state.hostile_calls:
+        out.append(
+            Problem(
+                UNSAFE_PICKLE,
+                "error",
+                f"the trainer-state pickle calls {', '.join(state.hostile_calls)} when loaded; nemo-resume did not "
+                "run it. Do not torch.load this file with weights_only=False",
+            )
+        )
+    if state.incomplete_reasons:
+        out.append(Problem(INCOMPLETE, "error", "cannot resume from it: " + "; ".join(state.incomplete_reasons)))
+        return out
+    if state.has_optimizer_state is False:
+        out.append(
+            Problem(
+                NO_OPTIMIZER_STATE,
+                "error",
+                "weights-only checkpoint (saved at the end of training without optimizer state): "
+                "resuming it to train further fails in Lightning with KeyError; resume from the newest full "
+                "checkpoint, or restart from these weights with a fresh optimizer",
+                state.step,
+            )
+        )
+    sched_class = state.config.scheduler_class if state.config else None
+    if state.scheduler is not None and state.scheduler.stages:
+        out += _stage_problems(state.scheduler, state.step)
+    elif state.scheduler is not None:
+        if sched_class and not sched_class.endswith(_COSINE_MODULE):
+            out.append(
+                Problem(
+                    UNSUPPORTED_SCHEDULER,
+                    "info",
+                    f"scheduler {sched_class}: failure prediction covers NeMo's CosineAnnealingScheduler only",
+                )
+            )
+        else:
+            out += _schedule_problems(state.scheduler, state.step)
+    order = {"error": 0, "warning": 1, "info": 2}
+    return sorted(out, key=lambda p: order[p.severity])

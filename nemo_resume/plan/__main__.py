@@ -1,0 +1,11 @@
+"""``python -m nemo_resume.plan``: the same command as ``nemo-resume plan``.
+
+This folder has no ``__init__.py`` on purpose: a module or regular package named ``plan`` here would
+shadow the standard library's for any script run from inside the package; a namespace folder does not.
+"""
+
+import sys
+
+from nemo_resume.cli import main
+
+sys.exit(main(["plan", *sys.argv[1:]], prog="python -m nemo_resume.plan"))

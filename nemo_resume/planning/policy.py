@@ -1,0 +1,238 @@
+"""The LR schedule a resumed run follows: ``--lr-policy keep|smooth|recompute|strict|auto``.
+
+NeMo restores the checkpoint's whole scheduler state over the config, so "lower min_lr and
+resume" changes nothing. Each policy here produces the exact scheduler state to write back
+after the restore (``target``; None means "leave NeMo's restored state alone"), and refuses,
+with the reason and the step, when the resulting run would fail or silently flatline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from nemo_resume.schedules.request import STAGED, ScheduleRequest
+from nemo_resume.schedules.cosine import CosineState, first_failure, lr_at, relative_jump
+from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
+
+POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's outcome.
+
+    Attributes:
+        policy: the policy actually used (``auto`` resolves to ``keep`` or ``smooth``).
+        target: scheduler state to write after the restore; None keeps the checkpoint's.
+        refused: why no safe schedule exists under this policy (then ``target`` is unused).
+        refused_step: the step at which the refused schedule would fail or flatline.
+        jump: the largest relative LR change at the resume step over the param groups.
+        notes: what the user should know (which values win, alternatives).
+    """
+
+    policy: str
+    target: CosineState | None
+    refused: str | None = None
+    jump: float = 0.0
+    refused_step: int | None = None
+    notes: tuple[str, ...] = ()
+
+    def effective(self, saved: CosineState) -> CosineState:
+        """The schedule the run follows after the resume step."""
+        return saved if self.target is None else self.target
+
+
+def _group_mismatch(saved_lrs: Sequence[float], request: ScheduleRequest) -> str:
+    return (
+        f"the checkpoint's param group LRs {list(saved_lrs)} do not fit the request's multipliers "
+        f"{[1.0, *request.lr_mults]} (lr {request.lr:g}); match --lr-mult to the run's param groups"
+    )
+
+
+def _differences(saved: CosineState, request: ScheduleRequest) -> list[str]:
+    wanted = request.cosine_state()
+    group_lrs = request.group_lrs_for(saved.base_lrs)
+    out = [] if group_lrs is not None else [_group_mismatch(saved.base_lrs, request)]
+    for name, have, want in (
+        ("lr per group", list(saved.base_lrs), list(group_lrs or saved.base_lrs)),
+        ("min_lr", saved.min_lr, wanted.min_lr),
+        ("max_steps", saved.max_steps, wanted.max_steps),
+        ("warmup_steps", saved.warmup_steps, wanted.warmup_steps),
+        ("constant_steps", saved.constant_steps, wanted.constant_steps),
+    ):
+        same = (
+            all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have, want)) and len(have) == len(want)
+            if isinstance(have, list)
+            else math.isclose(have, want, rel_tol=1e-9)
+        )
+        if not same:
+            out.append(f"{name}: checkpoint {have}, requested {want}")
+    return out
+
+
+def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> tuple[str, int] | None:
+    """Why continuing ``schedule`` from ``resume_step`` to ``max_steps`` fails or flatlines.
+
+    None is the plan's guarantee: NeMo's checks pass at every step, and since each base LR is
+    then at or above min_lr, the cosine (bounded by its base LR and min_lr) never dips below it.
+    """
+    failure = first_failure(schedule, resume_step + 1, max(max_steps, resume_step + 1))
+    if failure is not None:
+        return f"it fails at step {failure.step}: {failure.message}", failure.step
+    if max_steps > schedule.max_steps:
+        return (
+            f"its max_steps is {schedule.max_steps}, so the LR sits flat at min_lr ({schedule.min_lr:g}) "
+            f"from step {schedule.max_steps} to the requested {max_steps}",
+            schedule.max_steps,
+        )
+    return None
+
+
+def _keep(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
+    unsafe = unsafe_reason(saved, resume_step, request.max_steps)
+    if unsafe:
+        why, step = unsafe
+        return Decision("keep", None, refused=f"keeping the checkpoint's schedule is unsafe: {why}", refused_step=step)
+    return Decision("keep", None, notes=("the checkpoint's saved schedule continues unchanged",))
+
+
+def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
+    if resume_step >= request.max_steps:
+        return Decision("smooth", None, refused=f"the checkpoint is at step {resume_step}; raise --max-steps above it")
+    current = lr_at(saved, resume_step)
+    low = [lr for lr in current if not lr > request.min_lr]
+    if low:
+        return Decision(
+            "smooth",
+            None,
+            refused=f"the LR at the resume step ({low[0]:g}) is not above the requested min_lr "
+            f"({request.min_lr:g}); lower --min-lr or use --lr-policy recompute",
+        )
+    # A cosine that starts at the checkpoint's LR: NeMo's decay phase with the warmup ending
+    # exactly at the resume step. Every group keeps its current LR, so ratios are preserved.
+    target = CosineState(
+        base_lrs=tuple(current), min_lr=request.min_lr, max_steps=request.max_steps, warmup_steps=resume_step
+    )
+    return Decision(
+        "smooth",
+        target,
+        jump=relative_jump(current, lr_at(target, resume_step)),
+        notes=(
+            f"cosine from the checkpoint's LR {', '.join(f'{x:.4g}' for x in current)} at step {resume_step} "
+            f"to min_lr {request.min_lr:g} at step {request.max_steps}; written as warmup_steps={resume_step} "
+            "in the scheduler state",
+        ),
+    )
+
+
+def _recompute(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
+    group_lrs = request.group_lrs_for(saved.base_lrs)
+    if group_lrs is None:
+        return Decision("recompute", None, refused=_group_mismatch(saved.base_lrs, request))
+    target = replace(request.cosine_state(), base_lrs=group_lrs)
+    jump = relative_jump(lr_at(saved, resume_step), lr_at(target, resume_step))
+    return Decision(
+        "recompute",
+        target,
+        jump=jump,
+        notes=(f"the requested schedule as if used from step 0; LR changes by {jump:.1%} at step {resume_step}",),
+    )
+
+
+def decide(saved: CosineState, resume_step: int, request: ScheduleRequest, policy: str) -> Decision:
+    """Apply ``policy`` to a checkpoint's saved schedule and the user's request.
+
+    Args:
+        saved: the scheduler state the checkpoint restores.
+        resume_step: the checkpoint's step (the scheduler's ``last_epoch``).
+        request: the validated schedule the user asked for.
+        policy: one of :data:`POLICIES`.
+
+    Returns:
+        A :class:`Decision`; ``refused`` is set when no safe schedule exists under the policy.
+    """
+    if policy != "keep" and request.group_lrs_for(saved.base_lrs) is None:
+        return Decision(policy, None, refused=_group_mismatch(saved.base_lrs, request))
+    if policy == "keep":
+        return _keep(saved, resume_step, request)
+    if policy == "smooth":
+        return _smooth(saved, resume_step, request)
+    if policy == "recompute":
+        return _recompute(saved, resume_step, request)
+    diffs = _differences(saved, request)
+    if policy == "strict":
+        if diffs:
+            return Decision("strict", None, refused="the request differs from the checkpoint: " + "; ".join(diffs))
+        return _keep(saved, resume_step, request)
+    if policy != "auto":
+        raise ValueError(f"unknown policy {policy!r}")
+    unsafe = unsafe_reason(saved, resume_step, request.max_steps)
+    if not diffs and unsafe is None:
+        return _keep(saved, resume_step, request)
+    decision = _smooth(saved, resume_step, request)
+    reason = (
+        "the request differs from the checkpoint (" + "; ".join(diffs) + ")"
+        if diffs
+        else f"keeping the checkpoint's schedule is unsafe: {unsafe[0]}"
+    )
+    return replace(decision, notes=(f"auto: {reason}", *decision.notes))
+
+
+def _restored_differences(saved: Mapping[str, Any], request: ScheduleRequest) -> list[str]:
+    """What the request changes that NeMo's restore would silently undo (fields the checkpoint has)."""
+    if request.schedule == STAGED:
+        have, want = describe(stages_from_json(saved["stages"])), describe(request.stages)
+        return [] if have == want else [f"stages: checkpoint {have}, requested {want}"]
+    out = []
+    for name, want in (("min_lr", request.min_lr), ("max_steps", request.max_steps), ("warmup_steps", request.warmup_steps)):
+        have = saved.get(name)
+        if have is not None and not math.isclose(have, want, rel_tol=1e-9):
+            out.append(f"{name}: checkpoint {have}, requested {want}")
+    have_lrs = list(saved.get("base_lrs") or [])
+    want_lrs = request.group_lrs_for(have_lrs) or request.base_lrs
+    if len(have_lrs) != len(want_lrs) or not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have_lrs, want_lrs)):
+        out.append(f"lr per group: checkpoint {have_lrs}, requested {list(want_lrs)}")
+    return out
+
+
+def decide_restored(saved: Mapping[str, Any], resume_step: int, request: ScheduleRequest, policy: str) -> Decision:
+    """``--lr-policy`` for a schedule other than NeMo's CosineAnnealing: the checkpoint's state continues.
+
+    Only NeMo's CosineAnnealing state is rewritten by a plan (``smooth``, ``recompute``); any
+    other scheduler, the staged one included, resumes with the state the checkpoint restores.
+    ``keep`` continues it, ``strict`` and ``auto`` also refuse a request that differs from it
+    (the difference would be silently ignored), ``smooth`` and ``recompute`` are refused.
+
+    Args:
+        saved: the checkpoint's scheduler ``state_dict`` fields (``base_lrs``, ``max_steps``,
+            ``stages`` for a staged run, ...).
+        resume_step: the checkpoint's step.
+        request: the schedule asked for (``request.is_cosine`` is False).
+        policy: one of :data:`POLICIES`.
+    """
+    name = request.schedule
+    base = list(saved.get("base_lrs") or [])
+    if request.group_lrs_for(base) is None:
+        return Decision(policy, None, refused=_group_mismatch(base, request))
+    if (name == STAGED) != bool(saved.get("stages")):
+        what = "has no saved stages (not a --lr-stages run)" if name == STAGED else "is a staged run (--lr-stages)"
+        return Decision(policy, None, refused=f"the checkpoint's scheduler {what}, but the request is --schedule {name}; "
+                                             "resume with the schedule the run was started with")
+    if policy in ("smooth", "recompute"):
+        what = "its stages are restored from the checkpoint" if name == STAGED else "its state is restored from the checkpoint"
+        return Decision(policy, None, refused=f"--schedule {name} is not NeMo's CosineAnnealing, the only scheduler a plan "
+                                             f"rewrites; {what}: use --lr-policy keep (or strict to require the same settings)")
+    diffs = _restored_differences(saved, request)
+    if diffs and policy in ("strict", "auto"):
+        return Decision(policy, None, refused="the request differs from the checkpoint (" + "; ".join(diffs) + "); NeMo "
+                        "restores the checkpoint's scheduler state over the config, so the change would be ignored: "
+                        "use --lr-policy keep to continue the saved schedule")
+    ends = total_steps(stages_from_json(saved["stages"])) if name == STAGED else saved.get("max_steps")
+    if isinstance(ends, int) and ends < request.max_steps:
+        return Decision("keep", None, refused_step=ends, refused=f"the saved schedule ends at step {ends} but training runs to "
+                        f"{request.max_steps}: the LR would sit at its last value for {request.max_steps - ends} steps")
+    notes = ("the checkpoint's saved schedule continues unchanged (NeMo restores it over the config)",)
+    return Decision("keep", None, notes=notes + tuple(f"ignored (the checkpoint wins): {d}" for d in diffs))

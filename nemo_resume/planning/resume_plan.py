@@ -1,0 +1,249 @@
+"""The resume plan: which checkpoint, which schedule, and the proof that it will not fail.
+
+Data flows one way: checkpoint state (inspection) -> choice -> policy decision -> plan.
+The plan is plain data; :mod:`nemo_resume.callback` applies it inside the run and
+:mod:`nemo_resume.check` verifies it against NeMo's real scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nemo_resume.checkpoint.state import SchedulerState
+from nemo_resume.constants import MAX_LR_JUMP
+from nemo_resume.planning.choice import Choice, choose_checkpoint
+from nemo_resume.planning.policy import Decision, decide, decide_restored, unsafe_reason
+from nemo_resume.inspection.problems import Problem, cosine_state
+from nemo_resume.schedules.request import ScheduleRequest
+from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, lr_at
+from nemo_resume.schedules.scheduler_module import scheduler_module
+from nemo_resume.schedules.lr_stages import boundaries, staged_lrs, stages_from_json
+
+# Plan problem codes (stable).
+NO_USABLE_CHECKPOINT = "NO_USABLE_CHECKPOINT"
+POLICY_REFUSED = "POLICY_REFUSED"
+NO_SCHEDULER_STATE = "NO_SCHEDULER_STATE"
+LR_JUMP = "LR_JUMP"
+SCHEDULE_FAILS = "SCHEDULE_FAILS"
+SCHEDULER_MISMATCH = "SCHEDULER_MISMATCH"
+
+MODE_FRESH, MODE_RESUME, MODE_WEIGHTS = "fresh", "resume", "restore-weights"
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """Everything a launch needs to resume safely, and everything a user needs to see why.
+
+    Attributes:
+        mode: ``fresh`` (step 0), ``resume`` (full restore), ``restore-weights`` (weights only,
+            new optimizer and schedule from step 0: NeMo's RestoreConfig).
+        checkpoint: the checkpoint path, or None for a fresh start.
+        resume_step: the checkpoint's step (0 for fresh and restore-weights).
+        saved: the schedule the checkpoint would restore, if any (NeMo's CosineAnnealing).
+        decision: the LR policy's outcome (resume mode only).
+        restored: for any other scheduler (``request.is_cosine`` False), the checkpoint's scheduler
+            ``state_dict`` fields a resume restores (``stages`` for a staged run).
+    """
+
+    request: ScheduleRequest
+    choice: Choice
+    mode: str
+    checkpoint: str | None
+    resume_step: int
+    saved: CosineState | None
+    decision: Decision | None
+    problems: tuple[Problem, ...]
+    restored: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def schedule(self) -> CosineState:
+        """The schedule the run follows from ``resume_step`` on."""
+        if self.mode == MODE_RESUME and self.saved is not None and self.decision is not None:
+            return self.decision.effective(self.saved)
+        return self.request.cosine_state()
+
+    def config_state(self) -> CosineState:
+        """The requested schedule as NeMo builds it for this run's optimizer, before any restore.
+
+        On a resume it has one base LR per param group of the checkpoint (megatron-core splits
+        groups by weight decay too), so the check builds a scheduler shaped like the real one.
+        """
+        state = self.request.cosine_state()
+        group_lrs = self.request.group_lrs_for(self.saved.base_lrs) if self.saved is not None else None
+        return replace(state, base_lrs=group_lrs) if group_lrs is not None else state
+
+    @property
+    def target(self) -> CosineState | None:
+        """Scheduler state the callback writes after the restore (None: leave it as restored)."""
+        return self.decision.target if self.mode == MODE_RESUME and self.decision else None
+
+    def key_steps(self) -> list[int]:
+        s, start, end = self.schedule, self.resume_step, self.request.max_steps
+        steps = {start, start + 1, (start + end) // 2, end}
+        if s.warmup_steps > start:
+            steps |= {s.warmup_steps, s.warmup_steps + 1}
+        return sorted(x for x in steps if start <= x <= end)
+
+    def schedule_points(self) -> list[tuple[int, list[float]]]:
+        if not self.ok:
+            return []
+        if not self.request.is_cosine:
+            return self._staged_points()
+        return [(step, lr_at(self.schedule, step)) for step in self.key_steps()]
+
+    def _staged_points(self) -> list[tuple[int, list[float]]]:
+        """A staged run's LR at its start, each stage switch and the end (other schedules: the check shows them)."""
+        if self.request.stages == ():
+            return []
+        src = self.restored or {}
+        stages = stages_from_json(src["stages"]) if src.get("stages") else self.request.stages
+        base = src.get("base_lrs") or list(self.request.base_lrs)
+        start, end = self.resume_step, self.request.max_steps
+        steps = {start, end, *(b + k for b in boundaries(stages)[1:] for k in (-1, 0))}
+        return [(t, staged_lrs(stages, base, t)) for t in sorted(x for x in steps if start <= x <= end)]
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "ok": self.ok,
+            "mode": self.mode,
+            "checkpoint": self.checkpoint,
+            "why": self.choice.why,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.choice.skipped],
+            "weights_only_option": str(self.choice.weights_only.state.location.path) if self.choice.weights_only else None,
+            "policy": d.policy if d else None,
+            "resume_step": self.resume_step,
+            "jump": d.jump if d else 0.0,
+            "notes": list(d.notes) if d else [],
+            "request": self.request.to_json(),
+            "restored": _state_json(self.saved, self.resume_step) if self.saved else None,
+            "target": _state_json(self.target, self.resume_step) if self.target else None,
+            **({"restored": self.restored} if self.restored is not None else {}),
+            "schedule": [[step, lrs] for step, lrs in self.schedule_points()],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def _state_json(s: CosineState, last_epoch: int) -> dict[str, Any]:
+    return {**s.to_json(), "last_epoch": last_epoch}
+
+
+def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> ResumePlan:
+    problems = []
+    if choice.error:
+        problems.append(Problem(choice.error_code or NO_USABLE_CHECKPOINT, "error", choice.error))
+    # A validated request always passes; an unchecked one (--launch-anyway) may not. Other
+    # schedules than NeMo's cosine have no pure mirror: the pre-launch check runs NeMo's class.
+    unsafe = unsafe_reason(request.cosine_state(), -1, request.max_steps) if request.is_cosine else None
+    if unsafe:
+        problems.append(Problem(SCHEDULE_FAILS, "error", f"the requested schedule: {unsafe[0]}", unsafe[1]))
+    ckpt = str(choice.weights_only.state.location.path) if mode == MODE_WEIGHTS and choice.weights_only else None
+    return ResumePlan(request, choice, mode, ckpt, 0, None, None, tuple(problems))
+
+
+def plan_resume(
+    run_dir: Path | str,
+    request: ScheduleRequest,
+    *,
+    resume: str = "auto",
+    policy: str = "auto",
+    restart_from_weights: bool = False,
+) -> ResumePlan:
+    """Choose the checkpoint and the schedule for ``request``; never silently start over.
+
+    Args:
+        run_dir: the run folder (searched recursively) or a checkpoint.
+        request: the validated schedule asked for.
+        resume: ``auto``, ``never`` or a checkpoint path.
+        policy: an LR policy from :data:`nemo_resume.planning.policy.POLICIES`.
+        restart_from_weights: take the newest weights-only checkpoint (a finished run) as
+            initial weights with a fresh optimizer and schedule, instead of a full resume.
+
+    Raises:
+        NemoResumeError: ``resume`` names something that is not a checkpoint.
+    """
+    choice = choose_checkpoint(run_dir, resume)
+    if restart_from_weights:
+        if choice.weights_only is None:
+            err = f"--restart-from-weights: no weights-only checkpoint newer than the resumable ones under {run_dir}"
+            return ResumePlan(request, choice, MODE_WEIGHTS, None, 0, None, None, (Problem(NO_USABLE_CHECKPOINT, "error", err),))
+        return _fresh(request, choice, MODE_WEIGHTS)
+    chosen = choice.checkpoint
+    if chosen is None:
+        return _fresh(request, choice)
+    state = chosen.state
+    step = state.scheduler.last_epoch if state.scheduler and state.scheduler.last_epoch is not None else state.step
+    path = str(state.location.path)
+    mismatch = _scheduler_mismatch(state.config.scheduler_class if state.config else None, request, path)
+    if mismatch:
+        return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (mismatch,))
+    if state.scheduler is not None and (not request.is_cosine or state.scheduler.stages):
+        return _resume_restored(request, choice, path, step, restored_fields(state.scheduler), policy)
+    saved = cosine_state(state.scheduler) if state.scheduler else None
+    if saved is None:
+        problem = Problem(NO_SCHEDULER_STATE, "error", f"{path} holds no readable scheduler state; cannot plan the LR")
+        return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (problem,))
+    try:
+        decision = decide(saved, step, request, policy)
+    except ScheduleFailure as exc:  # the saved schedule cannot even give the LR at the resume step
+        message = f"--lr-policy {policy}: the checkpoint's saved schedule fails at its own step: {exc}"
+        problem = Problem(POLICY_REFUSED, "error", message, exc.failure.step)
+        return ResumePlan(request, choice, MODE_RESUME, path, step, saved, None, (problem,))
+    problems = []
+    if decision.refused:
+        problems.append(
+            Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", decision.refused_step)
+        )
+    else:
+        unsafe = unsafe_reason(decision.effective(saved), step, request.max_steps)
+        if unsafe:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
+            problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {unsafe[0]}", unsafe[1]))
+        elif decision.jump > MAX_LR_JUMP:
+            problems.append(
+                Problem(LR_JUMP, "warning", f"the LR changes by {decision.jump:.1%} at the resume step {step}", step)
+            )
+    return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, tuple(problems))
+
+
+def _scheduler_mismatch(saved_class: str | None, request: ScheduleRequest, path: str) -> Problem | None:
+    """The checkpoint's run used another scheduler module than the request builds (from its context/io.json)."""
+    saved, wanted = (saved_class or "").rsplit(".", 1)[-1], scheduler_module(request).name
+    if not saved or saved == wanted:
+        return None
+    return Problem(SCHEDULER_MISMATCH, "error", f"{path} was saved by {saved}, but --schedule {request.schedule} builds "
+                   f"{wanted}: Lightning would load one scheduler's state into the other; resume with the schedule the "
+                   "run was started with, or --restart-from-weights")
+
+
+def restored_fields(sched: SchedulerState) -> dict[str, Any]:
+    """The scheduler ``state_dict`` fields a resume restores, as Lightning's ``load_state_dict`` takes them."""
+    fields = {
+        "base_lrs": list(sched.base_lrs),
+        "min_lr": sched.min_lr,
+        "max_steps": sched.max_steps,
+        "warmup_steps": sched.warmup_steps,
+        "constant_steps": sched.constant_steps,
+        "decay_steps": sched.decay_steps,
+        "last_epoch": sched.last_epoch,
+        "stages": [st.to_json() for st in sched.stages],
+        **sched.extra,
+    }
+    return {k: v for k, v in fields.items() if v is not None and v != []}
+
+
+def _resume_restored(
+    request: ScheduleRequest, choice: Choice, path: str, step: int, restored: dict[str, Any], policy: str
+) -> ResumePlan:
+    """A resume of a schedule other than NeMo's cosine: the checkpoint's scheduler state continues."""
+    decision = decide_restored(restored, step, request, policy)
+    problems = ()
+    if decision.refused:
+        message = f"--lr-policy {decision.policy}: {decision.refused}"
+        problems = (Problem(POLICY_REFUSED, "error", message, decision.refused_step),)
+    return ResumePlan(request, choice, MODE_RESUME, path, step, None, decision, problems, restored)

@@ -1,0 +1,64 @@
+"""Class paths NeMo writes into users' run configs and checkpoints keep resolving.
+
+NeMo-Run's YAML (``_target_``) and ``context/io.json`` (fiddle ``__fn_or_cls__``) name classes by
+import path, and ``load_context`` / NeMo-Run import them by that path when a run is resumed or
+relaunched: moving one of these classes breaks every checkpoint written before the move.
+"""
+
+from __future__ import annotations
+
+import pydoc
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.nemo, pytest.mark.slow]
+
+_DOTTED = re.compile(r"nemo_resume(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+# What the recipe and the smoke run below must name; a rename anywhere fails here first.
+EXPECTED = {
+    "nemo_resume.callback.ResumeScheduleCallback",
+    "nemo_resume.schedules.staged.StagedLRScheduler",
+    "nemo_resume.schedules.param_match.ParamNameMatch",
+    "nemo_resume.save_from_checkpoint.SaveFromStepCheckpoint",
+    "nemo_resume.smoke.model.SmokeModel",
+}
+
+
+def _recipe_yaml(tmp_path) -> str:
+    from nemo_resume.recipes.options import build_parser
+    from nemo_resume.planning import plan_resume
+    from nemo_resume.recipes.launch import to_yaml
+    from nemo_resume.recipes.options import options_from_args
+    from nemo_resume.recipes.qwen25 import qwen25_recipe
+
+    argv = ["--peft", "lora", "--lr-stages", "75:1e-4,50:1e-5", "--lr-mult", "*adapter*=0.5",
+            "--save-from-step", "75", "--checkpoint-every", "1", "--dir", str(tmp_path)]
+    opts = options_from_args("finetune", build_parser("finetune", "test").parse_args(argv))
+    plan = plan_resume(opts.run_dir, opts.request(), resume=opts.resume, policy=opts.lr_policy)
+    return to_yaml(qwen25_recipe(opts, plan))
+
+
+def _smoke_contexts(tmp_path) -> str:
+    from nemo_resume.callback import ResumeScheduleCallback
+    from nemo_resume.schedules.cosine import CosineState
+    from nemo_resume.smoke import SmokeConfig
+    from nemo_resume.smoke.train import train
+
+    cfg = SmokeConfig(lr=1e-3, min_lr=1e-5, warmup_steps=1, max_steps=4, checkpoint_every=1,
+                      lr_mults=(0.5,), save_from_step=2, name="paths")
+    plan = ResumeScheduleCallback.from_state(CosineState((1e-3, 5e-4), 1e-5, 4, 1), resume_step=0)
+    result = train(cfg, tmp_path, callbacks=[plan])
+    assert result.ok, result.error
+    contexts = sorted(result.checkpoint_dir.glob("*/context/io.json"))
+    assert contexts, f"no context/io.json under {result.checkpoint_dir}"
+    return "\n".join(p.read_text() for p in contexts)
+
+
+def test_every_class_path_in_a_recipe_and_a_smoke_checkpoint_resolves(tmp_path):
+    text = _recipe_yaml(tmp_path / "recipe") + _smoke_contexts(tmp_path / "smoke")
+    named = set(_DOTTED.findall(text))
+    assert EXPECTED <= named, f"not named any more: {sorted(EXPECTED - named)}"
+    unresolved = sorted(p for p in named if pydoc.locate(p) is None)
+    assert not unresolved, f"serialized import paths that no longer resolve: {unresolved}"
