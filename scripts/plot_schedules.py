@@ -14,10 +14,10 @@ from pathlib import Path
 # Runs from a clone without `pip install -e .` too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nemo_resume.schedules.request import ScheduleRequest  # noqa: E402
-from tests.support.hf_reference import hf_lrs, nemo_lrs  # noqa: E402
-from nemo_resume.schedules.scheduler_module import scheduler_module  # noqa: E402
 from nemo_resume.schedules.lr_stages import parse_stages  # noqa: E402
+from nemo_resume.schedules.request import ScheduleRequest  # noqa: E402
+from nemo_resume.schedules.scheduler_module import scheduler_module  # noqa: E402
+from tests.support.hf_reference import hf_lrs, nemo_lrs  # noqa: E402
 
 LR, STEPS = 1e-4, 200
 SETTINGS: dict[str, dict] = {

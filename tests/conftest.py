@@ -40,7 +40,6 @@ if os.environ.get("CI"):
 HAVE_NEMO = importlib.util.find_spec("nemo") is not None and importlib.util.find_spec("lightning") is not None
 
 #: NeMo's own message (nemo/core/optim/lr_scheduler.py, CosineAnnealing._get_lr), after the object repr.
-from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_MIN_LR_ERROR  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

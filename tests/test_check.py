@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.cosine import CosineState
+from nemo_resume.schedules.request import ScheduleRequest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("nemo.lightning.pytorch.optim.lr_scheduler")
@@ -20,9 +20,9 @@ from nemo.lightning.pytorch.optim.lr_scheduler import CosineAnnealingScheduler  
 from nemo_resume.apply import apply_schedule  # noqa: E402
 from nemo_resume.check import ResumePoint, check_schedule, load_plan, unchecked_request  # noqa: E402
 from nemo_resume.check.cosine import build  # noqa: E402
+from nemo_resume.check.plot import phase_spans, plotted_series, write_plot  # noqa: E402
 from nemo_resume.check.probe import probing  # noqa: E402
 from nemo_resume.cli.check_cmd import main  # noqa: E402
-from nemo_resume.check.plot import phase_spans, plotted_series, write_plot  # noqa: E402
 
 pytestmark = pytest.mark.nemo
 

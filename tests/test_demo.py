@@ -8,7 +8,8 @@ pytestmark = [pytest.mark.nemo, pytest.mark.slow]
 
 
 def test_every_demo_stage_behaves_as_described(tmp_path):
-    from nemo_resume.cli.demo import NEMO_ERROR, run_demo
+    from nemo_resume.cli.demo import run_demo
+    from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_ERROR
 
     result = run_demo(tmp_path / "demo-out")
     assert [s.ok for s in result.stages] == [True] * 5, [s.observed for s in result.stages]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nemo_resume.inspection import inspect_path
 from nemo_resume.cli.inspect_cmd import main as inspect_main
+from nemo_resume.inspection import inspect_path
 
 pytestmark = pytest.mark.nemo
 

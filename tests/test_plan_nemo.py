@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning.policy import decide
-from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, lr_at
+from nemo_resume.schedules.request import ScheduleRequest
 
 pytestmark = pytest.mark.nemo
 

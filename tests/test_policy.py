@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning.policy import decide
-from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.cosine import CosineState, first_failure, lr_at
+from nemo_resume.schedules.request import ScheduleRequest
 
 INCIDENT = CosineState(base_lrs=(1e-5,), min_lr=3e-5, max_steps=1000, warmup_steps=500)
 FIXED = ScheduleRequest(lr=1e-5, min_lr=1e-6, max_steps=1000, warmup_steps=500)

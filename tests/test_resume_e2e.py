@@ -10,6 +10,7 @@ from nemo_resume.schedules.request import ScheduleRequest
 pytestmark = [pytest.mark.nemo, pytest.mark.slow]
 
 from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_MIN_LR_ERROR  # noqa: E402
+
 FIXED = ScheduleRequest(lr=1e-5, min_lr=1e-6, max_steps=1000, warmup_steps=500)
 
 

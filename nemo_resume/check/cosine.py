@@ -20,7 +20,16 @@ import numpy as np
 from nemo_resume.check import rules
 from nemo_resume.check.inputs import validate_resume
 from nemo_resume.check.nemo_cosine import cosine_annealing_class
-from nemo_resume.check.probe import NEMO_ERRORS, construct, describe_error, evaluate, lr_or_none, prepend, probe_points, restore
+from nemo_resume.check.probe import (
+    NEMO_ERRORS,
+    construct,
+    describe_error,
+    evaluate,
+    lr_or_none,
+    prepend,
+    probe_points,
+    restore,
+)
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, relative_jump

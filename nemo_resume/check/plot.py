@@ -84,7 +84,8 @@ def write_plot(result: CheckResult, path: str | Path) -> Path:
     ax.set_xlim(0, max(result.end, 1))
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
-    verdict = "all checks pass" if result.ok else f"FAILS: {result.first_problem.name} at step {result.first_problem.step}"
+    problem = result.first_problem
+    verdict = "all checks pass" if problem is None else f"FAILS: {problem.name} at step {problem.step}"
     ax.set_title(f"LR schedule ({result.scheduler}): {verdict}", fontsize=11)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.legend(fontsize=8, loc="upper right")

@@ -127,8 +127,7 @@ def failed_early(
 ) -> CheckResult:
     """NeMo raised before any LR of the checked range existed: only that failure is known."""
     skipped = "not checked: " + ("the scheduler could not be built" if failure.when == "build" else "the plan fails")
-    checks = (check_nemo_runs(failure, start, end, scheduler),)
-    checks += tuple(Check(n, None, None, skipped) for n in names)
+    checks = (check_nemo_runs(failure, start, end, scheduler), *(Check(n, None, None, skipped) for n in names))
     failed = Curve("schedule", np.zeros(0, np.int64), np.zeros((0, len(request.base_lrs))), failure)
     return CheckResult(
         request=request, resume=resume, schedule=None, start=start, end=end, checks=checks, failure=failure,

@@ -96,7 +96,7 @@ def _collect(objects: dict) -> tuple[dict[str, Any], dict[str, str]]:
     return leaves, classes
 
 
-def _find(table: dict[str, Any], suffixes: tuple[str, ...], kind: type) -> Any:
+def _find(table: dict[str, Any], suffixes: tuple[str, ...], kind: type | tuple[type, ...]) -> Any:
     for suffix in suffixes:
         for path, value in table.items():
             if path.endswith(suffix) and isinstance(value, kind) and not isinstance(value, bool):

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nemo_resume.checkpoint.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
 from nemo_resume.constants import (
     COMMON_PT,
     DCP_METADATA,
@@ -20,7 +21,6 @@ from nemo_resume.constants import (
     METADATA_JSON,
     OPTIMIZER_KEY,
 )
-from nemo_resume.checkpoint.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
 
 
 def _backend_problem(weights: Path) -> str | None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nemo_resume.constants import (
-    STEP_IN_NAME_RE,
     CKPT_EXTENSION,
     COMMON_PT,
     CONTEXT_DIR,
@@ -23,6 +22,7 @@ from nemo_resume.constants import (
     FORMAT_MEGATRON,
     LAST_SUFFIX,
     METADATA_JSON,
+    STEP_IN_NAME_RE,
     UNFINISHED_SUFFIX,
     WEIGHTS_DIR,
 )

@@ -56,6 +56,8 @@ class Opaque:
     """An object of a class the reader does not rebuild: its name, arguments and state, inert."""
 
     pickle_name = "?"
+    args: tuple[Any, ...]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "Opaque":
         obj = object.__new__(cls)
@@ -253,8 +255,8 @@ class _Unpickler(pickle.Unpickler):
         class _Stand_In(Opaque):
             pickle_name = full_name
 
-            def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
-                return Opaque.__new__(cls, *args)
+            def __new__(cls, *args: Any, **kwargs: Any) -> _Stand_In:
+                return Opaque.__new__(cls, *args)  # type: ignore[return-value]
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 # REDUCE runs cls(*args) = __new__ + __init__; NEWOBJ runs only __new__.
@@ -350,7 +352,7 @@ def _check_shape(data: bytes) -> None:
         if name in _PUSH_LEAF:  # the common case first: strings, numbers, None, globals
             stack.append(_LEAF)
         elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            if arg > count + _MEMO_SLACK:
+            if isinstance(arg, int) and arg > count + _MEMO_SLACK:
                 # picklers number memo entries 0, 1, 2, ...; the C unpickler sizes its memo table by
                 # the index, so one 5-byte opcode could make it allocate and zero gigabytes
                 raise UnreadablePickle(f"stores memo entry {arg} after {count} opcodes; not a pickler's numbering")

@@ -14,6 +14,7 @@ from typing import Any
 from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
 from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
+from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
 from nemo_resume.constants import (
     CALLBACKS_KEY,
     COMMON_PT,
@@ -29,7 +30,6 @@ from nemo_resume.constants import (
     WEIGHTS_DIR,
 )
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
 from nemo_resume.schedules.lr_stages import Stage, stages_from_json
 
 
@@ -133,7 +133,8 @@ def _find_param_groups(node: Any) -> list[dict] | None:
     Depth-first, at most 5 levels, each container visited once and at most ``_MAX_VISITS`` of them:
     a crafted pickle can share one list a thousand times at every level.
     """
-    stack, seen = [(node, 0)], set()
+    stack: list[tuple[Any, int]] = [(node, 0)]
+    seen: set[int] = set()
     while stack and len(seen) < _MAX_VISITS:
         node, depth = stack.pop()
         if id(node) in seen or depth > 4:

@@ -204,9 +204,9 @@ def run_demo(out_dir: Path, *, console: Any = None) -> DemoResult:
     timed(_stage1, run_root, log, result)
     _, found = timed(_stage2, run_root, result)
     if console is not None:
-        from nemo_resume.cli.inspect_cmd import render
+        from nemo_resume.cli.report import render_inspection
 
-        render(found)
+        render_inspection(found)
     timed(_stage3, run_root, log, result)
     timed(_stage4, run_root, log, result)
     t0 = time.perf_counter()

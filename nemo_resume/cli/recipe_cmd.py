@@ -61,7 +61,7 @@ def run_script(task: Task, argv: list[str], prog: str) -> int:
                 launch(recipe, opts, dryrun=True)
             return EXIT_OK
         # 5. launch through NeMo-Run (instruction JSONL converted into the run folder first).
-        if opts.task == "finetune" and is_instruction_jsonl(opts.data):
+        if opts.task == "finetune" and opts.data is not None and is_instruction_jsonl(opts.data):
             counts = convert_instruction_jsonl(opts.data, dataset_root(opts.data, opts.run_dir))
             print(f"converted {opts.data}: {counts}")
         launch(recipe, opts, dryrun=False)

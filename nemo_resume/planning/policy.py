@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nemo_resume.schedules.request import STAGED, ScheduleRequest
 from nemo_resume.schedules.cosine import CosineState, first_failure, lr_at, relative_jump
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
+from nemo_resume.schedules.request import STAGED, ScheduleRequest
 
 POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict")
 
@@ -56,13 +56,14 @@ def _differences(saved: CosineState, request: ScheduleRequest) -> list[str]:
     wanted = request.cosine_state()
     group_lrs = request.group_lrs_for(saved.base_lrs)
     out = [] if group_lrs is not None else [_group_mismatch(saved.base_lrs, request)]
-    for name, have, want in (
+    rows: list[tuple[str, Any, Any]] = [
         ("lr per group", list(saved.base_lrs), list(group_lrs or saved.base_lrs)),
         ("min_lr", saved.min_lr, wanted.min_lr),
         ("max_steps", saved.max_steps, wanted.max_steps),
         ("warmup_steps", saved.warmup_steps, wanted.warmup_steps),
         ("constant_steps", saved.constant_steps, wanted.constant_steps),
-    ):
+    ]
+    for name, have, want in rows:
         same = (
             all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have, want)) and len(have) == len(want)
             if isinstance(have, list)
@@ -175,7 +176,7 @@ def decide(saved: CosineState, resume_step: int, request: ScheduleRequest, polic
     decision = _smooth(saved, resume_step, request)
     reason = (
         "the request differs from the checkpoint (" + "; ".join(diffs) + ")"
-        if diffs
+        if diffs or unsafe is None
         else f"keeping the checkpoint's schedule is unsafe: {unsafe[0]}"
     )
     return replace(decision, notes=(f"auto: {reason}", *decision.notes))
@@ -187,10 +188,13 @@ def _restored_differences(saved: Mapping[str, Any], request: ScheduleRequest) ->
         have, want = describe(stages_from_json(saved["stages"])), describe(request.stages)
         return [] if have == want else [f"stages: checkpoint {have}, requested {want}"]
     out = []
-    for name, want in (("min_lr", request.min_lr), ("max_steps", request.max_steps), ("warmup_steps", request.warmup_steps)):
-        have = saved.get(name)
-        if have is not None and not math.isclose(have, want, rel_tol=1e-9):
-            out.append(f"{name}: checkpoint {have}, requested {want}")
+    wanted: tuple[tuple[str, float], ...] = (
+        ("min_lr", request.min_lr), ("max_steps", request.max_steps), ("warmup_steps", request.warmup_steps)
+    )
+    for name, value in wanted:
+        saved_value = saved.get(name)
+        if saved_value is not None and not math.isclose(saved_value, value, rel_tol=1e-9):
+            out.append(f"{name}: checkpoint {saved_value}, requested {value}")
     have_lrs = list(saved.get("base_lrs") or [])
     want_lrs = request.group_lrs_for(have_lrs) or request.base_lrs
     if len(have_lrs) != len(want_lrs) or not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(have_lrs, want_lrs)):

@@ -13,13 +13,13 @@ from typing import Any
 
 from nemo_resume.checkpoint.state import SchedulerState
 from nemo_resume.constants import MAX_LR_JUMP
+from nemo_resume.inspection.problems import Problem, cosine_state
 from nemo_resume.planning.choice import Choice, choose_checkpoint
 from nemo_resume.planning.policy import Decision, decide, decide_restored, unsafe_reason
-from nemo_resume.inspection.problems import Problem, cosine_state
-from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, lr_at
-from nemo_resume.schedules.scheduler_module import scheduler_module
 from nemo_resume.schedules.lr_stages import boundaries, staged_lrs, stages_from_json
+from nemo_resume.schedules.request import ScheduleRequest
+from nemo_resume.schedules.scheduler_module import scheduler_module
 
 # Plan problem codes (stable).
 NO_USABLE_CHECKPOINT = "NO_USABLE_CHECKPOINT"
@@ -179,6 +179,7 @@ def plan_resume(
         return _fresh(request, choice)
     state = chosen.state
     step = state.scheduler.last_epoch if state.scheduler and state.scheduler.last_epoch is not None else state.step
+    assert step is not None  # a resumable checkpoint has a step (InspectedCheckpoint.resumable)
     path = str(state.location.path)
     mismatch = _scheduler_mismatch(state.config.scheduler_class if state.config else None, request, path)
     if mismatch:
@@ -242,7 +243,7 @@ def _resume_restored(
 ) -> ResumePlan:
     """A resume of a schedule other than NeMo's cosine: the checkpoint's scheduler state continues."""
     decision = decide_restored(restored, step, request, policy)
-    problems = ()
+    problems: tuple[Problem, ...] = ()
     if decision.refused:
         message = f"--lr-policy {decision.policy}: {decision.refused}"
         problems = (Problem(POLICY_REFUSED, "error", message, decision.refused_step),)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.check.result import CheckResult
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, ResumePlan
-from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.recipes.options import RecipeOptions
 
 
@@ -33,8 +33,8 @@ class Prepared:
             return self.request_error
         if not self.plan.ok:
             return "; ".join(p.message for p in self.plan.problems if p.severity == "error")
-        if not self.check.ok:
-            f = self.check.first_problem
+        f = self.check.first_problem
+        if f is not None:
             return f"the schedule check fails at step {f.step} ({f.name}): {f.reason}"
         return None
 

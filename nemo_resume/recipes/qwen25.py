@@ -7,7 +7,7 @@ A variant is made the torchtitan way: call :func:`qwen25_recipe` and edit the re
 
 # No `from __future__ import annotations`: NeMo-Run's CLI parses the factories' arguments
 # by their real annotation objects (a string annotation fails: "Unsupported type: str").
-from typing import Optional
+from typing import Any, Optional
 
 import fiddle as fdl
 import nemo_run as run
@@ -21,6 +21,7 @@ from nemo_resume.recipes.data import dataset_root
 from nemo_resume.recipes.options import (
     SIZES,
     RecipeOptions,
+    Task,
     build_parser,
     options_from_args,
 )
@@ -133,7 +134,7 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     return recipe
 
 
-def _options(task: str, **flags) -> RecipeOptions:
+def _options(task: Task, **flags: Any) -> RecipeOptions:
     """RecipeOptions from keyword flags, through the scripts' own parser and defaults."""
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if v is not None]
     return options_from_args(task, build_parser(task, f"nemo_resume_qwen25 ({task})").parse_args(argv))

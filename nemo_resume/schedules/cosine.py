@@ -11,8 +11,8 @@ run will fail; tests hold it equal, step by step, to NeMo's own class, which sta
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT

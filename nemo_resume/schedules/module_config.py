@@ -58,13 +58,23 @@ class ModuleConfig:
 class ScheduleFields(Protocol):
     """The request fields that pick and configure a scheduler module (:class:`ScheduleRequest` has them)."""
 
-    lr: float
-    min_lr: float
-    max_steps: int
-    warmup_steps: int
-    constant_steps: int
-    lr_mults: tuple[float, ...]
-    schedule: str
-    stages: tuple[Any, ...]
-    decay_steps: int | None
-    decay_type: str | None
+    @property
+    def lr(self) -> float: ...
+    @property
+    def min_lr(self) -> float: ...
+    @property
+    def max_steps(self) -> int: ...
+    @property
+    def warmup_steps(self) -> int: ...
+    @property
+    def constant_steps(self) -> int: ...
+    @property
+    def lr_mults(self) -> tuple[float, ...]: ...
+    @property
+    def schedule(self) -> str: ...
+    @property
+    def stages(self) -> tuple[Any, ...]: ...
+    @property
+    def decay_steps(self) -> int | None: ...
+    @property
+    def decay_type(self) -> str | None: ...

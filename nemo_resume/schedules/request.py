@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nemo_resume.errors import NemoResumeError
 from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT
+from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.lr_stages import Stage
 from nemo_resume.schedules.scheduler_module import scheduler_module
@@ -147,8 +147,9 @@ class ScheduleRequest:
             if not ref > 0:
                 continue
             picked = [next((m for m in mults if math.isclose(lr / ref, m, rel_tol=1e-6)), None) for lr in saved_lrs]
-            if None not in picked and set(picked) == set(mults):
-                return tuple(self.lr * m for m in picked)
+            found = [m for m in picked if m is not None]
+            if len(found) == len(picked) and set(found) == set(mults):
+                return tuple(self.lr * m for m in found)
         return None
 
     def for_groups(self, saved_lrs: Sequence[float]) -> ScheduleRequest:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.hf_names import hf_module
-from nemo_resume.schedules.module_config import ModuleConfig, ScheduleFields
 from nemo_resume.schedules.lr_stages import FLAG, describe, total_steps
+from nemo_resume.schedules.module_config import ModuleConfig, ScheduleFields
 
 STAGED_TARGET = "nemo_resume.schedules.staged.StagedLRScheduler"
 

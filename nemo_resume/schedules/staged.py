@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from nemo.lightning.pytorch.optim.base import LRSchedulerModule
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -49,12 +50,12 @@ class StagedLR(LRScheduler):
         self.max_steps = total_steps(_stages(self.stages))
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | Tensor]:
         if not self._get_lr_called_within_step:
             warnings.warn(
                 "To get the last learning rate computed by the scheduler, please use `get_last_lr()`.", UserWarning
             )
-        return staged_lrs(stages_from_json(self.stages), self.base_lrs, self.last_epoch)
+        return list(staged_lrs(stages_from_json(self.stages), [float(b) for b in self.base_lrs], self.last_epoch))
 
 
 class StagedLRScheduler(LRSchedulerModule):

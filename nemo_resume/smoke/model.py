@@ -33,11 +33,10 @@ from typing import Iterable, Optional, Sequence
 
 import lightning.pytorch as pl
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
-
 from nemo.lightning import io
 from nemo.lightning.pytorch.optim import OptimizerModule
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 __all__ = [
     "GROUP_ATTR",

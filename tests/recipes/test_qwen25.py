@@ -40,6 +40,7 @@ def _nemorun_home(tmp_path, monkeypatch):
 def test_every_finetune_size_and_peft_builds_with_an_explicit_schedule(tmp_path, size, peft):
     from nemo.collections import llm
     from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
+
     from nemo_resume.recipes.launch import to_yaml
 
     nodes = "4" if (size, peft) == ("72b", "none") else "1"

@@ -13,7 +13,7 @@ import pytest
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
 
-HELPER = Path(__file__).with_name("megatron_groups.py")
+HELPER = Path(__file__).resolve().parents[1] / "support" / "megatron_groups.py"
 ROOT = Path(__file__).resolve().parents[2]
 
 

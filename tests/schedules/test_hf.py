@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.hf_names import HF_NAMES, REFUSED, exact_ratio
+from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
 pytestmark = pytest.mark.nemo
@@ -143,8 +143,8 @@ def test_why_cosine_with_restarts_is_refused_with_one_cycle_it_is_cosine():
 
 def test_why_cosine_warmup_with_min_lr_is_refused_it_runs_one_step_ahead():
     req = _request("cosine_with_min_lr")
-    from transformers import get_scheduler
     import torch
+    from transformers import get_scheduler
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
     sched = get_scheduler(

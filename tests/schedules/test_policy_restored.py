@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nemo_resume.planning.policy import decide_restored
-from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.lr_stages import parse_stages
+from nemo_resume.schedules.request import ScheduleRequest
 
 CONSTANT = ScheduleRequest(1e-4, 0.0, 1000, schedule="constant")
 SAVED_CONSTANT = {"base_lrs": [1e-4], "min_lr": 0.0, "max_steps": 1000, "warmup_steps": 0, "last_epoch": 400}

@@ -97,8 +97,8 @@ def test_a_plan_file_is_for_cosine_resumes_only(capsys):
 def test_the_plot_names_the_module_it_checked(tmp_path, capsys):
     from nemo_resume.check import check_schedule
     from nemo_resume.check.plot import plotted_series
-    from nemo_resume.schedules.request import ScheduleRequest
     from nemo_resume.schedules.lr_stages import parse_stages
+    from nemo_resume.schedules.request import ScheduleRequest
 
     png = tmp_path / "lr.png"
     assert main(["--lr-stages", "75:1e-4,50:1e-5", "--plot", str(png)]) == 0

@@ -42,8 +42,8 @@ def stage2_run(tmp_path_factory, stage1_run):
 
 
 def _request(stages=STAGES, **kw):
-    from nemo_resume.schedules.request import ScheduleRequest
     from nemo_resume.schedules.lr_stages import parse_stages, total_steps
+    from nemo_resume.schedules.request import ScheduleRequest
 
     st = parse_stages(stages)
     return ScheduleRequest(st[0].lr, 0.0, total_steps(st), lr_mults=(0.5,), schedule="staged", stages=st, **kw)
@@ -94,8 +94,8 @@ def test_inspector_reports_the_stages_and_the_current_stage(stage1_run, stage2_r
 
 
 def test_planner_keeps_the_saved_stages_and_the_check_follows_them_into_stage_2(stage1_run):
-    from nemo_resume.planning import plan_resume
     from nemo_resume.check.prelaunch import check_plan
+    from nemo_resume.planning import plan_resume
 
     plan = plan_resume(stage1_run.log_dir, _request(), policy="auto")
     assert plan.ok and plan.resume_step == 60 and plan.decision.policy == "keep" and plan.target is None
@@ -125,8 +125,8 @@ def test_planner_refuses_to_rewrite_a_staged_schedule(stage1_run, policy):
 
 
 def test_changed_stages_are_refused_under_auto_and_shown_as_ignored_under_keep(stage1_run):
-    from nemo_resume.planning import plan_resume
     from nemo_resume.check.prelaunch import check_plan
+    from nemo_resume.planning import plan_resume
 
     auto = plan_resume(stage1_run.log_dir, _request("75:1e-3,50:5e-5"), policy="auto")
     assert (
@@ -174,8 +174,8 @@ def test_a_request_for_another_scheduler_module_than_the_checkpoints_is_refused(
 
 def test_staged_resume_with_weight_decay_split_groups_plans_and_checks(tmp_path):
     """megatron-core splits groups by weight decay too: 3 saved groups for a request with one multiplier."""
-    from nemo_resume.planning import plan_resume
     from nemo_resume.check.prelaunch import check_plan
+    from nemo_resume.planning import plan_resume
     from nemo_resume.smoke.train import train
 
     run = train(_cfg(lr_mults=(1.0, 0.5)), tmp_path, stop_after_step=60)

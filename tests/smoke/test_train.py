@@ -11,6 +11,7 @@ import pytest
 pytestmark = [pytest.mark.nemo, pytest.mark.slow]
 
 from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT as NEMO_MIN_LR_ERROR  # noqa: E402
+
 LR_AT_499 = 1e-5 * 500 / 501  # warmup LR = base * (step + 1) / (W + 1)
 
 

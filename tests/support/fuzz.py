@@ -101,7 +101,7 @@ class CliCall:
 
 
 def call_cli(which: str, argv: list[str]) -> CliCall:
-    """``nemo_resume.inspect.main(argv)`` or ``nemo_resume.plan.main(argv)`` here, output captured."""
+    """``nemo-resume inspect|plan ARGV`` in this process, output captured."""
     if which == "inspect":
         from nemo_resume.cli.inspect_cmd import main
     elif which == "plan":
@@ -118,7 +118,7 @@ def call_cli(which: str, argv: list[str]) -> CliCall:
 # Peak memory from VmHWM: getrusage's ru_maxrss keeps the parent's high-water mark across exec.
 _MEASURED = """
 import os, sys
-from nemo_resume.{module} import main
+from nemo_resume.cli.{module}_cmd import main
 code = main(sys.argv[1:])
 with open("/proc/self/status") as status, open(os.environ["NEMO_RESUME_RSS_OUT"], "w") as fh:
     fh.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
@@ -129,7 +129,7 @@ sys.exit(code)
 def run_cli_measured(
     which: str, argv: list[str], *, timeout: float = 60.0, prefix: tuple[str, ...] = (), extra_path: str = ""
 ) -> CliCall:
-    """Run ``nemo_resume.<which>.main(argv)`` in a fresh interpreter: a hang becomes
+    """Run ``nemo-resume <which> ARGV`` in a fresh interpreter: a hang becomes
     ``subprocess.TimeoutExpired``, a crash a negative code, and ``max_rss_mb`` its peak memory.
 
     Args:

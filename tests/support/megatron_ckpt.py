@@ -200,7 +200,6 @@ def _build_optimizer(config, model, base_lr: float, min_lr: float, weight_decay:
 
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
     from megatron.core.optimizer import OptimizerConfig
-
     from nemo.lightning._strategy_lib import setup_megatron_optimizer
 
     ddp_config = DistributedDataParallelConfig(use_distributed_optimizer=False)
@@ -253,7 +252,6 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
     import torch.distributed as dist
     from megatron.core.dist_checkpointing.mapping import LocalNonpersistentObject
-
     from nemo.lightning._strategy_lib import optimizer_sharded_state_dict
     from nemo.lightning.io.pl import MegatronCheckpointIO
 
