@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nemo-resume-installed
 
-.PHONY: demo test test-light venv bench clean-venv
+.PHONY: demo test lint venv bench clean-venv
 
 venv: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): constraints.txt pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff (pyflakes, import order) and mypy over the package; .ci/run runs both before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

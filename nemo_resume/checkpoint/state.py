@@ -31,6 +31,7 @@ from nemo_resume.constants import (
 )
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.lr_stages import Stage, stages_from_json
+from nemo_resume.schedules.request import is_real, is_whole
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,11 @@ class CheckpointState:
 
 
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return float(v) if is_real(v) else None
 
 
 def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+    return v if is_whole(v) else None
 
 
 def _floats(v: Any) -> tuple[float, ...]:

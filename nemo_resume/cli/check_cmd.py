@@ -13,7 +13,7 @@ from nemo_resume.cli.common import OneLineParser, parser, print_json, run_cli
 from nemo_resume.cli.report import render_check
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning.policy import POLICIES
+from nemo_resume.planning.flags import add_resume_args
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.flags import add_schedule_args, given_flags, request_from_args
 from nemo_resume.schedules.request import COSINE_SCHEDULES, ScheduleRequest
@@ -45,8 +45,7 @@ def build_parser(prog: str) -> OneLineParser:
     p.add_argument("--plan", metavar="FILE", help="check a resume: JSON with resume_step, restored, target, request")
     g = p.add_argument_group("or plan the resume here (as the recipes do) and check it")
     g.add_argument("--run", metavar="DIR", help="the run folder (or a checkpoint) to plan the resume against")
-    g.add_argument("--resume", default="auto", help="with --run: auto, never or a checkpoint PATH (default: auto)")
-    g.add_argument("--lr-policy", choices=POLICIES, default="auto", help="with --run: the LR policy (default: auto)")
+    add_resume_args(g, when="with --run: ")
     p.add_argument("--max-jump", type=float, default=MAX_LR_JUMP,
                    help="largest relative LR change at the resume step (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")

@@ -13,7 +13,7 @@ from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, OneLineParser, parser,
 from nemo_resume.cli.report import render_plan
 from nemo_resume.planning import plan_resume
 from nemo_resume.planning.choice import default_resume
-from nemo_resume.planning.policy import POLICIES
+from nemo_resume.planning.flags import add_resume_args
 from nemo_resume.schedules.flags import add_schedule_args, request_from_args
 
 EPILOG = """examples:
@@ -26,8 +26,7 @@ exit codes: 0 the plan is safe, 1 no safe plan exists for the request, 2 bad inp
 def build_parser(prog: str) -> OneLineParser:
     p = parser(prog, __doc__.splitlines()[0], EPILOG)
     p.add_argument("run", help="the run folder (searched recursively) or one checkpoint")
-    p.add_argument("--resume", default=None, help="auto (default for a folder), never, or a checkpoint PATH")
-    p.add_argument("--lr-policy", choices=POLICIES, default="auto", help="how the LR continues (default: auto)")
+    add_resume_args(p, resume_default=None)
     p.add_argument("--restart-from-weights", action="store_true",
                    help="start from the newest weights-only checkpoint with a fresh optimizer and schedule")
     add_schedule_args(p)

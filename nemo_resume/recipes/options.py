@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nemo_resume.errors import NemoResumeError, OneLineParser
-from nemo_resume.planning.policy import POLICIES
+from nemo_resume.planning.flags import add_resume_args
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.schedules.flags import add_schedule_args, given_flags
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
@@ -180,8 +180,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="save every N steps")
     g.add_argument("--save-from-step", type=int, metavar="S", help="no checkpoint while the first S steps train "
                    "(then every --checkpoint-every; the end of training is always saved)")
-    g.add_argument("--resume", default="auto", help="auto | never | PATH (default: auto)")
-    g.add_argument("--lr-policy", choices=POLICIES, default="auto")
+    add_resume_args(g)
     g = p.add_argument_group("actions")
     g.add_argument("--dry-run", action="store_true", help="print config, plan, check and launch command; run nothing")
     g.add_argument("--to-yaml", type=Path, help="write the NeMo-Run config as YAML")

@@ -9,7 +9,6 @@ the function instead of the module.
 """
 
 from nemo_resume.smoke.train import (
-    CrashDuringSave,
     LRRecorder,
     SmokeConfig,
     SmokeResult,
@@ -19,7 +18,6 @@ from nemo_resume.smoke.train import (
 )
 
 __all__ = [
-    "CrashDuringSave",
     "LRRecorder",
     "SmokeConfig",
     "SmokeResult",

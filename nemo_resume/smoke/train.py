@@ -41,7 +41,6 @@ import lightning.pytorch as pl
 from nemo_resume.constants import STEP_IN_NAME_RE
 
 __all__ = [
-    "CrashDuringSave",
     "LRRecorder",
     "SmokeConfig",
     "SmokeResult",
@@ -172,23 +171,6 @@ class StopAfterStep(pl.Callback):
             trainer.should_stop = True
 
 
-class CrashDuringSave(pl.Callback):
-    """Raises ``RuntimeError("simulated crash while saving step N")`` from inside the checkpoint save at ``step``.
-
-    ``nl.ModelCheckpoint`` has already written the ``<name>-unfinished`` marker by then (the callback's
-    ``on_save_checkpoint`` runs inside ``trainer.save_checkpoint``), so the run leaves the marker and no
-    ``.ckpt`` for that step, like a job killed mid-save. Note that ``nl.ModelCheckpoint.setup`` of the *next*
-    run using the same ``checkpoints/`` folder deletes unfinished checkpoints and their markers.
-    """
-
-    def __init__(self, step: int) -> None:
-        self.step = int(step)
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError(f"simulated crash while saving step {self.step}")
-
-
 def build_trainer_parts(cfg: SmokeConfig, log_dir: Path, *, callbacks: Sequence = ()):
     """Build ``(model, trainer, logger, checkpoint_callback, lr_recorder)`` without running anything.
 
@@ -276,7 +258,6 @@ def train(
     resume_from: Optional[Path] = None,
     callbacks: Sequence = (),
     stop_after_step: Optional[int] = None,
-    resume_if_exists: bool = False,
 ) -> SmokeResult:
     """Run one real NeMo 2 CPU training run; return what happened.
 
@@ -288,8 +269,6 @@ def train(
             Lightning checkpoint, the ``.ckpt`` file).
         callbacks: extra Lightning callbacks (e.g. the project's resume guard).
         stop_after_step: stop gracefully once ``global_step`` reaches it (see :class:`StopAfterStep`).
-        resume_if_exists: use the recipes' ``AutoResume(resume_if_exists=True,
-            resume_ignore_no_checkpoint=True)`` on ``<run folder>/checkpoints`` (ignored with ``resume_from``).
 
     Only exceptions raised by ``trainer.fit`` are caught; they end up in ``SmokeResult.error`` as
     ``f"{type(e).__name__}: {e}"`` (and the object in ``SmokeResult.exception``). Anything failing while
@@ -305,12 +284,8 @@ def train(
 
     # the same order as nemo.collections.llm.api._setup
     configure_no_restart_validation_training_loop(trainer)
-    resume = None
-    if resume_from is not None:
-        resume = nl.AutoResume(resume_from_path=str(resume_from))
-    elif resume_if_exists:
-        resume = nl.AutoResume(resume_if_exists=True, resume_ignore_no_checkpoint=True)
-    app_state = logger.setup(trainer, resume_if_exists=getattr(resume, "resume_if_exists", False))
+    resume = nl.AutoResume(resume_from_path=str(resume_from)) if resume_from is not None else None
+    app_state = logger.setup(trainer, resume_if_exists=False)
     if resume is not None:
         resume.setup(trainer, model)
     # model.optim is already connected (SmokeModel.__init__), as for NeMo's GPTModel.
