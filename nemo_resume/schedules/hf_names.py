@@ -3,7 +3,7 @@
 Every name of ``transformers.SchedulerType`` is here: either mapped to a NeMo 2.7.3
 ``LRSchedulerModule`` (``nemo/lightning/pytorch/optim/lr_scheduler.py``) that reproduces it,
 or refused with the reason, never approximated silently. docs/schedules.md has the table,
-the formulas and plots; tests/schedules/test_hf.py holds each mapping equal, step by step, to
+the formulas and plots; tests/schedules/test_hf_names.py holds each mapping equal, step by step, to
 ``transformers.get_scheduler`` wherever the shapes are meant to match.
 
 Differences every mapped name shares (said in docs/schedules.md, asserted in the tests):

@@ -1,6 +1,6 @@
 """Each ``--schedule`` side by side: NeMo's module as the recipe builds it, and Hugging Face's function.
 
-The tests (tests/schedules/test_hf.py) and the plots in docs/schedules.md
+The tests (tests/schedules/test_hf_names.py) and the plots in docs/schedules.md
 (scripts/plot_schedules.py) both come from here, so the documented differences are the tested ones.
 """
 

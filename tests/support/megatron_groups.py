@@ -1,4 +1,4 @@
-"""Run by test_groups.py in a subprocess (a gloo process group): real megatron-core param groups on CPU.
+"""Run by tests/schedules/test_lr_mult.py in a subprocess (a gloo process group): real megatron-core param groups on CPU.
 
 Builds the tiny Qwen2-like GPTModel of ``tests.support.megatron_ckpt`` and sets up the optimizer the way ``MegatronOptimizerModule.optimizers`` does
 (``setup_megatron_optimizer(model, config, scale_lr_cond=..., lr_mult=...)``), then builds the
@@ -6,7 +6,7 @@ module's LR scheduler as ``OptimizerModule.__call__`` does (``lr_scheduler(model
 Prints one JSON object: every trainable parameter name, each param group's lr and names, and
 the scheduler's LRs per group at a few steps.
 
-    python tests/schedules/megatron_groups.py '{"patterns": ["*linear_fc2*"], "lr_mult": 0.5, "stages": "3:1e-3,2:1e-4"}'
+    python tests/support/megatron_groups.py '{"patterns": ["*linear_fc2*"], "lr_mult": 0.5, "stages": "3:1e-3,2:1e-4"}'
 """
 
 from __future__ import annotations
