@@ -1,0 +1,13 @@
+"""Stage 1 of the pipeline: what is on disk, read as plain data, without torch and without running it.
+
+- ``layout``: finds checkpoints under a path (Megatron ``weights/`` + ``context/`` folders, ``.ckpt`` files);
+- ``integrity``: whether a ``weights/`` folder is complete;
+- ``safe_pickle``: ``torch.save`` files and DCP metadata read by a restricted unpickler;
+- ``context``: the run's saved config from ``context/io.json``;
+- ``state``: one checkpoint's trainer state (:func:`read_checkpoint`).
+"""
+
+from nemo_resume.checkpoint.layout import CheckpointLocation, find_checkpoints
+from nemo_resume.checkpoint.state import CheckpointState, SchedulerState, read_checkpoint
+
+__all__ = ["CheckpointLocation", "CheckpointState", "SchedulerState", "find_checkpoints", "read_checkpoint"]
