@@ -22,7 +22,7 @@ RATIO_REL_TOL = 1e-9
 # Slack for "at or above min_lr" / "non-increasing": scheduler arithmetic can wobble in the last bit.
 FLOAT_SLACK = 1e-12
 
-KeySteps = tuple[tuple[int, str, "tuple[float, ...] | None"], ...]
+KeySteps = tuple[tuple[int, str, tuple[float, ...] | None], ...]
 
 
 def fmt(lrs: Sequence[float] | np.ndarray | None) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 
 from nemo_resume.check.inputs import load_plan
+from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.check.result import CheckResult
+from nemo_resume.check.schedule import check_schedule
 from nemo_resume.cli.common import OneLineParser, parser, print_json, run_cli
 from nemo_resume.cli.report import render_check
 from nemo_resume.constants import MAX_LR_JUMP
@@ -55,8 +57,6 @@ def build_parser(prog: str) -> OneLineParser:
 
 def _planned(args: argparse.Namespace) -> CheckResult:
     """``--run DIR``: plan the resume for the recipe flags, then check the plan (as the recipes do)."""
-    from nemo_resume.check.prelaunch import plan_and_check
-
     if args.plan:
         raise NemoResumeError("give --plan FILE or --run DIR, not both")
     return plan_and_check(args.run, request_from_args(args, checked=False), resume=args.resume, policy=args.lr_policy)[1]
@@ -64,8 +64,6 @@ def _planned(args: argparse.Namespace) -> CheckResult:
 
 def _checked(args: argparse.Namespace) -> CheckResult:
     """``--plan FILE`` or the schedule flags, checked as given (a schedule NeMo would fail on included)."""
-    from nemo_resume.check import check_schedule
-
     request: CosineState | ScheduleRequest
     resume = None
     if args.plan:
