@@ -39,6 +39,9 @@ SCHEDULER = "NeMo's CosineAnnealing"
 # "LR at max_steps equals min_lr": float noise only.
 END_REL_TOL = 1e-9
 
+# A schedule NeMo's constructor accepts whatever the group's LR: warmup at step 0, no constant phase.
+_HARMLESS = CosineState(base_lrs=(1.0,), min_lr=0.0, max_steps=2, warmup_steps=1)
+
 CHECKS: tuple[CheckName, ...] = (
     "finite", "at_or_above_min_lr", "no_jump_at_resume", "warmup_rising", "decay_non_increasing",
     "ends_at_min_lr", "group_ratios_kept", "no_negative_phase", "decay_spans_training",
@@ -251,7 +254,9 @@ def _check_ratios(
             return ": NeMo's constant_steps > 0 path gives every group group 0's LR"
         return ""
 
-    return rules.check_group_ratios(live, curve, start, span, lambda lrs: build(request, lrs), request.base_lrs, explain)
+    # Built with harmless values (the constructor computes step 0, and with constant_steps > 0 NeMo asserts
+    # on group 0 only, so a group alone at its own LR may not construct), then given the live state.
+    return rules.check_group_ratios(live, curve, start, span, lambda lr: build(_HARMLESS), explain)
 
 
 def _check_negative_phase(f: CosineState, resume: ResumePoint | None, start: int, end: int) -> Check:

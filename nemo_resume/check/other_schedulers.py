@@ -84,7 +84,7 @@ def check_module_schedule(request: ScheduleRequest, resume: ResumePoint | None, 
         rules.check_finite(main, start, span),
         rules.check_min_lr(main, start, first_warmup, request.min_lr, span),
         rules.check_jump(resume, jump, max_jump),
-        rules.check_group_ratios(live, main, start, span, build, request.base_lrs),
+        rules.check_group_ratios(live, main, start, span, lambda lr: build((lr,))),
         _check_stages(request, live, main),
         _check_spans(request, live, end),
     )

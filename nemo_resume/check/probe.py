@@ -32,9 +32,6 @@ NEIGHBOURS = 2
 # bare asserts in the Megatron path, a ZeroDivisionError when a phase has length 0.
 NEMO_ERRORS = (ValueError, AssertionError, ArithmeticError)
 
-# Builds a scheduler on an optimizer with one param group per base LR (raises NEMO_ERRORS).
-Builder = Callable[[Sequence[float]], Any]
-
 
 def scheduler_on_groups(module: Any, base_lrs: Sequence[float]) -> Any:
     """``module.scheduler(model=None, optimizer=...)``'s torch scheduler, on an optimizer with one group per LR.
@@ -57,13 +54,14 @@ def construct(make: Callable[[Any], Any], base_lrs: Sequence[float]) -> Any:
         return make(optimizer)
 
 
-def one_group(live: Any, group: int, build: Builder, build_lr: float) -> Any:
-    """The same scheduler for ``group`` alone: built by ``build((build_lr,))``, then holding ``live``'s state.
+def one_group(live: Any, group: int, build_one: Callable[[float], Any]) -> Any:
+    """The same scheduler for ``group`` alone: ``build_one(group's base LR)``, then holding ``live``'s state.
 
     What a group's LR would be if it had its own scheduler; a scheduler that gives every group the
     same LR (NeMo's ``constant_steps > 0`` cosine path, ``WarmupAnnealing``) differs from it.
+    ``build_one`` must not raise where ``live`` was built: NeMo's constructors check only some groups.
     """
-    sched = build((build_lr,))
+    sched = build_one(float(live.base_lrs[group]))
     state = copy.deepcopy(live.state_dict())
     state["base_lrs"] = [float(live.base_lrs[group])]
     if isinstance(state.get("_last_lr"), list):

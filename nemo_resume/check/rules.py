@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nemo_resume.check.probe import Builder, evaluate, lr_or_none, one_group
+from nemo_resume.check.probe import evaluate, lr_or_none, one_group
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.request import ScheduleRequest
@@ -88,13 +88,12 @@ def check_group_ratios(
     curve: Curve,
     start: int,
     span: str,
-    build: Builder,
-    build_lrs: Sequence[float],
+    build_one: Callable[[float], Any],
     explain: Callable[[float, float], str] = lambda got, group0: "",
 ) -> Check:
     """Each group gets the LR its own scheduler would give it alone (see :func:`probe.one_group`).
 
-    ``build``/``build_lrs`` make the live scheduler's twin for one group; ``explain(got, group 0's LR)``
+    ``build_one(lr)`` makes a one-group scheduler of the live one's class; ``explain(got, group 0's LR)``
     names a known cause of a difference.
     """
     n = len(live.base_lrs)
@@ -103,7 +102,7 @@ def check_group_ratios(
     keep = curve.steps >= start
     steps, lrs = curve.steps[keep], curve.lrs[keep]
     for g in range(1, n):
-        own = evaluate(one_group(live, g, build, build_lrs[g]), [int(x) for x in steps], "schedule")
+        own = evaluate(one_group(live, g, build_one), [int(x) for x in steps], "schedule")
         for i, step in enumerate(own.steps):
             got, want = float(lrs[i, g]), float(own.lrs[i, 0])
             if not math.isclose(got, want, rel_tol=RATIO_REL_TOL, abs_tol=1e-300):
