@@ -31,13 +31,12 @@ from nemo_resume.check.probe import (
     restore,
 )
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
+from nemo_resume.constants import END_REL_TOL
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, relative_jump
 from nemo_resume.schedules.request import ScheduleRequest
 
 SCHEDULER = "NeMo's CosineAnnealing"
-# "LR at max_steps equals min_lr": float noise only.
-END_REL_TOL = 1e-9
 
 # A schedule NeMo's constructor accepts whatever the group's LR: warmup at step 0, no constant phase.
 _HARMLESS = CosineState(base_lrs=(1.0,), min_lr=0.0, max_steps=2, warmup_steps=1)
@@ -134,7 +133,7 @@ def check_cosine(state: CosineState, resume: ResumePoint | None, max_jump: float
         main = prepend(main, resume.step, jump.after if jump else None, "planned")
     if resume is None or resume.target is not None:
         curves.append(main)
-    notes += _mirror_note(f, start, end, main.failure)
+    notes += _mirror_note(f, start, end, main.failure) + _ratio_note(state, resume, f)
     span = rules.upto(main, start, end)
     checks = (
         rules.check_nemo_runs(main.failure, start, end, SCHEDULER),
@@ -144,7 +143,7 @@ def check_cosine(state: CosineState, resume: ResumePoint | None, max_jump: float
         _check_warmup(main, f),
         _check_decay(main, f, span),
         _check_end(main, f, end),
-        _check_ratios(state, resume, live, f, main, start, span),
+        _check_ratios(live, f, main, start, span),
         _check_negative_phase(f, resume, start, end),
         _check_spans(f, resume, end),
     )
@@ -234,20 +233,23 @@ def _check_end(curve: Curve, f: CosineState, end: int) -> Check:
     return Check("ends_at_min_lr", True, None, f"LR at max_steps ({end}) equals min_lr {f.min_lr:.6g}")
 
 
-def _check_ratios(
-    request: CosineState, resume: ResumePoint | None, live: Any, f: CosineState, curve: Curve, start: int, span: str
-) -> Check:
-    """The base LRs keep the request's ratios, and each group follows its own schedule (catches the constant_steps collapse)."""
-    if len(request.base_lrs) > 1:
-        want = [b / request.base_lrs[0] if request.base_lrs[0] else math.nan for b in request.base_lrs]
-        have = [b / f.base_lrs[0] if f.base_lrs[0] else math.nan for b in f.base_lrs]
-        if not all(math.isclose(a, b, rel_tol=rules.RATIO_REL_TOL) for a, b in zip(want, have)):
-            source = "the plan" if resume and resume.target else "the checkpoint"
-            return Check(
-                "group_ratios_kept", False, start,
-                f"{source}'s base LRs {rules.fmt(f.base_lrs)} have ratios {rules.fmt(have)} to group 0; "
-                f"the request asks {rules.fmt(want)}",
-            )
+def _ratio_note(request: CosineState, resume: ResumePoint | None, f: CosineState) -> list[str]:
+    """On a resume the checkpoint (or the plan) sets every group's base LR, whatever the request's multipliers
+    say: said as a note, as the planner lists what the checkpoint overrides (``smooth`` continues each group
+    from its own current LR, whose ratios NeMo's absolute min_lr floor may have moved)."""
+    if resume is None or len(request.base_lrs) < 2:
+        return []
+    want = [b / request.base_lrs[0] if request.base_lrs[0] else math.nan for b in request.base_lrs]
+    have = [b / f.base_lrs[0] if f.base_lrs[0] else math.nan for b in f.base_lrs]
+    if all(math.isclose(a, b, rel_tol=rules.RATIO_REL_TOL) for a, b in zip(want, have)):
+        return []
+    source = "the plan" if resume.target else "the checkpoint"
+    return [f"{source}'s base LRs {rules.fmt(f.base_lrs)} have ratios {rules.fmt(have)} to group 0, not the "
+            f"requested multipliers' {rules.fmt(want)}: the run follows {source}'s"]
+
+
+def _check_ratios(live: Any, f: CosineState, curve: Curve, start: int, span: str) -> Check:
+    """Each group follows its own schedule (catches NeMo's constant_steps collapse onto group 0's LR)."""
 
     def explain(got: float, group0: float) -> str:
         if f.constant_steps > 0 and math.isclose(got, group0, rel_tol=rules.RATIO_REL_TOL):

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from nemo_resume.check.result import CheckResult, ResumePoint
 from nemo_resume.check.schedule import check_schedule
+from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
+from nemo_resume.planning.resume_plan import jump_chosen_by
 from nemo_resume.schedules.request import ScheduleRequest
 
 
-def check_plan(plan: ResumePlan) -> CheckResult:
+def check_plan(plan: ResumePlan, *, max_jump: float = MAX_LR_JUMP) -> CheckResult:
     """Check ``plan`` exactly as the run will execute it.
 
     A fresh start is checked from step 0 with the requested schedule. A resume builds the
@@ -20,6 +22,7 @@ def check_plan(plan: ResumePlan) -> CheckResult:
     over it (what Lightning does), then applies the plan's target (what the callback does).
     Any other schedule (``plan.request.is_cosine`` False) is checked with its own NeMo module,
     the checkpoint's saved state restored over it and nothing rewritten (``--lr-policy keep``).
+    A jump the plan chose (``recompute``) is reported, not refused, as the planner does.
     """
     resume = None
     if not plan.request.is_cosine:
@@ -28,15 +31,15 @@ def check_plan(plan: ResumePlan) -> CheckResult:
             resume = ResumePoint(plan.resume_step, plan.restored)
             # shaped like the checkpoint's groups (megatron-core's weight-decay split adds some)
             request = request.for_groups(plan.restored.get("base_lrs") or [])
-        return check_schedule(request, resume=resume)
+        return check_schedule(request, resume=resume, max_jump=max_jump)
     if plan.mode == MODE_RESUME and plan.saved is not None:
         restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
-        resume = ResumePoint(plan.resume_step, restored, plan.target)
-    return check_schedule(plan.config_state(), resume=resume)
+        resume = ResumePoint(plan.resume_step, restored, plan.target, jump_chosen_by(plan.decision))
+    return check_schedule(plan.config_state(), resume=resume, max_jump=max_jump)
 
 
 def plan_and_check(
-    run_dir: Path | str, unchecked: ScheduleRequest, *, resume: str, policy: str
+    run_dir: Path | str, unchecked: ScheduleRequest, *, resume: str, policy: str, max_jump: float = MAX_LR_JUMP
 ) -> tuple[ResumePlan, CheckResult, str | None]:
     """Plan ``unchecked`` against ``run_dir`` and check the plan; also return why the request is invalid.
 
@@ -48,5 +51,5 @@ def plan_and_check(
         request, error = replace(unchecked, checked=True), None
     except NemoResumeError as exc:
         request, error = unchecked, str(exc)
-    plan = plan_resume(run_dir, request, resume=resume, policy="keep" if error else policy)
-    return plan, check_plan(plan), error
+    plan = plan_resume(run_dir, request, resume=resume, policy="keep" if error else policy, max_jump=max_jump)
+    return plan, check_plan(plan, max_jump=max_jump), error

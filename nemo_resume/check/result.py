@@ -44,17 +44,21 @@ class ResumePoint:
             the config's values, as ``__dict__.update`` does.
         target: the planned schedule written in with ``apply_schedule``; None is NeMo's
             default behaviour: the restored schedule simply continues.
+        jump_chosen_by: what chose a jump at the resume step (``--lr-policy recompute``): the jump is
+            then reported, not refused.
     """
 
     step: int
     restored: Mapping[str, Any]
     target: CosineState | None = None
+    jump_chosen_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "restored": dict(self.restored),
             "target": self.target.to_json() if self.target else None,
+            "jump_chosen_by": self.jump_chosen_by,
         }
 
 

@@ -79,8 +79,10 @@ def check_jump(resume: ResumePoint | None, jump: Jump | None, max_jump: float) -
         f"LR at resume step {jump.step}: {fmt(jump.before)} restored -> {fmt(jump.after)} "
         f"{'planned' if resume.target else 'continuing'} ({pct} change, limit {100 * max_jump:g}%)"
     )
-    ok = jump.relative is not None and jump.relative <= max_jump
-    return Check("no_jump_at_resume", ok, None if ok else jump.step, text)
+    within = jump.relative is not None and jump.relative <= max_jump
+    if not within and resume.jump_chosen_by:
+        return Check("no_jump_at_resume", True, None, f"{text}; chosen by {resume.jump_chosen_by}")
+    return Check("no_jump_at_resume", within, None if within else jump.step, text)
 
 
 def check_group_ratios(

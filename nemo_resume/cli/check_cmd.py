@@ -13,9 +13,8 @@ from nemo_resume.check.result import CheckResult
 from nemo_resume.check.schedule import check_schedule
 from nemo_resume.cli.common import OneLineParser, parser, print_json, run_cli
 from nemo_resume.cli.report import render_check
-from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning.flags import add_resume_args
+from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.flags import add_schedule_args, given_flags, request_from_args
 from nemo_resume.schedules.request import COSINE_SCHEDULES, ScheduleRequest
@@ -48,8 +47,7 @@ def build_parser(prog: str) -> OneLineParser:
     g = p.add_argument_group("or plan the resume here (as the recipes do) and check it")
     g.add_argument("--run", metavar="DIR", help="the run folder (or a checkpoint) to plan the resume against")
     add_resume_args(g, when="with --run: ")
-    p.add_argument("--max-jump", type=float, default=MAX_LR_JUMP,
-                   help="largest relative LR change at the resume step (default: %(default)s)")
+    add_max_jump_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--plot", metavar="PNG", help="write a PNG of every group's LR over the horizon")
     return p
@@ -59,7 +57,8 @@ def _planned(args: argparse.Namespace) -> CheckResult:
     """``--run DIR``: plan the resume for the recipe flags, then check the plan (as the recipes do)."""
     if args.plan:
         raise NemoResumeError("give --plan FILE or --run DIR, not both")
-    return plan_and_check(args.run, request_from_args(args, checked=False), resume=args.resume, policy=args.lr_policy)[1]
+    unchecked = request_from_args(args, checked=False)
+    return plan_and_check(args.run, unchecked, resume=args.resume, policy=args.lr_policy, max_jump=args.max_jump)[1]
 
 
 def _checked(args: argparse.Namespace) -> CheckResult:

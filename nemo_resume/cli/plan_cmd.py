@@ -13,7 +13,7 @@ from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, OneLineParser, parser,
 from nemo_resume.cli.report import render_plan
 from nemo_resume.planning import plan_resume
 from nemo_resume.planning.choice import default_resume
-from nemo_resume.planning.flags import add_resume_args
+from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
 from nemo_resume.schedules.flags import add_schedule_args, request_from_args
 
 EPILOG = """examples:
@@ -27,6 +27,7 @@ def build_parser(prog: str) -> OneLineParser:
     p = parser(prog, __doc__.splitlines()[0], EPILOG)
     p.add_argument("run", help="the run folder (searched recursively) or one checkpoint")
     add_resume_args(p, resume_default=None)
+    add_max_jump_arg(p)
     p.add_argument("--restart-from-weights", action="store_true",
                    help="start from the newest weights-only checkpoint with a fresh optimizer and schedule")
     add_schedule_args(p)
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
         args = build_parser(prog).parse_args(argv)
         resume = args.resume or default_resume(Path(args.run))
         plan = plan_resume(args.run, request_from_args(args), resume=resume, policy=args.lr_policy,
-                           restart_from_weights=args.restart_from_weights)
+                           restart_from_weights=args.restart_from_weights, max_jump=args.max_jump)
         if args.output:
             args.output.write_text(json.dumps(plan.to_json(), indent=2) + "\n")
         print_json(plan.to_json()) if args.json else render_plan(plan)

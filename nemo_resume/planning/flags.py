@@ -1,9 +1,11 @@
-"""The resume flags, declared once: ``--resume`` (which checkpoint) and ``--lr-policy`` (which schedule)."""
+"""The resume flags, declared once: ``--resume`` (which checkpoint), ``--lr-policy`` (which schedule) and
+``--max-jump`` (the jump limit the planner and the check share)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.planning.policy import POLICIES
 
 
@@ -20,3 +22,10 @@ def add_resume_args(group: Any, *, resume_default: str | None = "auto", when: st
                             f"(default: {default})")
     group.add_argument("--lr-policy", choices=POLICIES, default="auto",
                        help=f"{when}how the LR continues after the resume (default: %(default)s; docs/plan.md)")
+
+
+def add_max_jump_arg(group: Any) -> None:
+    """``--max-jump``: the largest relative LR change at the resume step that is not a jump (planner and check)."""
+    group.add_argument("--max-jump", type=float, default=MAX_LR_JUMP, metavar="FRACTION",
+                       help="largest relative LR change at the resume step a plan may make unasked; a jump "
+                            "--lr-policy recompute chooses is reported, not refused (default: %(default)s)")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from nemo_resume.constants import END_REL_TOL
 from nemo_resume.schedules.cosine import CosineState, first_failure, lr_at, relative_jump
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
@@ -75,19 +76,41 @@ def _differences(saved: CosineState, request: ScheduleRequest) -> list[str]:
 
 
 def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> tuple[str, int] | None:
-    """Why continuing ``schedule`` from ``resume_step`` to ``max_steps`` fails or flatlines.
+    """Why continuing ``schedule`` from ``resume_step`` to ``max_steps`` fails, flatlines or misbehaves.
 
-    None is the plan's guarantee: NeMo's checks pass at every step, and since each base LR is
-    then at or above min_lr, the cosine (bounded by its base LR and min_lr) never dips below it.
+    The same rules the pre-launch check applies to NeMo's real scheduler (``nemo_resume.check``), here on
+    the pure mirror, so a plan is safe exactly when its check passes. None is the plan's guarantee:
+    NeMo's checks pass at every step, every group follows its own schedule, the decay is not negative,
+    and the LR ends at min_lr at ``max_steps``.
     """
-    failure = first_failure(schedule, resume_step + 1, max(max_steps, resume_step + 1))
+    start = resume_step + 1
+    failure = first_failure(schedule, start, max(max_steps, start))
     if failure is not None:
         return f"it fails at step {failure.step}: {failure.message}", failure.step
+    if schedule.decay < 0:
+        return (
+            f"its warmup_steps ({schedule.warmup_steps}) + constant_steps ({schedule.constant_steps}) exceed its "
+            f"max_steps ({schedule.max_steps}): the LR does not decay, it falls to min_lr right after warmup",
+            max(start, min(schedule.warmup_steps + 1, max_steps)),
+        )
+    if schedule.constant_steps > 0 and len(set(schedule.base_lrs)) > 1:
+        return (
+            f"constant_steps={schedule.constant_steps} with per-group LRs {list(schedule.base_lrs)}: NeMo's "
+            "CosineAnnealing then gives every group group 0's LR",
+            start,
+        )
     if max_steps > schedule.max_steps:
         return (
             f"its max_steps is {schedule.max_steps}, so the LR sits flat at min_lr ({schedule.min_lr:g}) "
             f"from step {schedule.max_steps} to the requested {max_steps}",
             schedule.max_steps,
+        )
+    end = lr_at(schedule, max_steps) if max_steps >= start else [schedule.min_lr]
+    if not all(math.isclose(x, schedule.min_lr, rel_tol=END_REL_TOL, abs_tol=0.0) for x in end):
+        return (
+            f"training stops at step {max_steps} with the LR at {', '.join(f'{x:.4g}' for x in end)}, before the "
+            f"schedule reaches min_lr ({schedule.min_lr:g}) at step {schedule.warmup_steps + schedule.decay}",
+            max_steps,
         )
     return None
 
@@ -111,6 +134,7 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
             None,
             refused=f"the LR at the resume step ({low[0]:g}) is not above the requested min_lr "
             f"({request.min_lr:g}); lower --min-lr or use --lr-policy recompute",
+            refused_step=resume_step + 1,  # where NeMo would raise on a cosine starting there
         )
     # A cosine that starts at the checkpoint's LR: NeMo's decay phase with the warmup ending
     # exactly at the resume step. Every group keeps its current LR, so ratios are preserved.

@@ -13,7 +13,7 @@ from typing import Any
 
 from nemo_resume.checkpoint.state import SchedulerState
 from nemo_resume.constants import MAX_LR_JUMP
-from nemo_resume.inspection.problems import Problem, cosine_state
+from nemo_resume.inspection.problems import Problem, Severity, cosine_state
 from nemo_resume.planning.choice import Choice, choose_checkpoint
 from nemo_resume.planning.policy import Decision, decide, decide_restored, unsafe_reason
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, lr_at
@@ -154,6 +154,7 @@ def plan_resume(
     resume: str = "auto",
     policy: str = "auto",
     restart_from_weights: bool = False,
+    max_jump: float = MAX_LR_JUMP,
 ) -> ResumePlan:
     """Choose the checkpoint and the schedule for ``request``; never silently start over.
 
@@ -164,6 +165,8 @@ def plan_resume(
         policy: an LR policy from :data:`nemo_resume.planning.policy.POLICIES`.
         restart_from_weights: take the newest weights-only checkpoint (a finished run) as
             initial weights with a fresh optimizer and schedule, instead of a full resume.
+        max_jump: the largest relative LR change at the resume step a policy may make unasked
+            (``--max-jump``; the check applies the same limit).
 
     Raises:
         NemoResumeError: ``resume`` names something that is not a checkpoint.
@@ -190,26 +193,44 @@ def plan_resume(
     if saved is None:
         problem = Problem(NO_SCHEDULER_STATE, "error", f"{path} holds no readable scheduler state; cannot plan the LR")
         return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (problem,))
+    decision, problems = plan_schedule(saved, step, request, policy, max_jump)
+    return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, problems)
+
+
+def plan_schedule(
+    saved: CosineState, step: int, request: ScheduleRequest, policy: str, max_jump: float = MAX_LR_JUMP
+) -> tuple[Decision | None, tuple[Problem, ...]]:
+    """The LR half of a cosine resume plan: ``policy``'s decision for the checkpoint's ``saved`` schedule at
+    ``step``, and the problems that make the plan unsafe (pure: no files).
+
+    A jump at the resume step above ``max_jump`` is an error, as in the check, unless the policy chose it
+    (``recompute``): then it is reported as a warning, and the check reports it too.
+    """
     try:
         decision = decide(saved, step, request, policy)
     except ScheduleFailure as exc:  # the saved schedule cannot even give the LR at the resume step
         message = f"--lr-policy {policy}: the checkpoint's saved schedule fails at its own step: {exc}"
-        problem = Problem(POLICY_REFUSED, "error", message, exc.failure.step)
-        return ResumePlan(request, choice, MODE_RESUME, path, step, saved, None, (problem,))
-    problems = []
+        return None, (Problem(POLICY_REFUSED, "error", message, exc.failure.step),)
     if decision.refused:
-        problems.append(
-            Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", decision.refused_step)
+        return decision, (
+            Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", decision.refused_step),
         )
-    else:
-        unsafe = unsafe_reason(decision.effective(saved), step, request.max_steps)
-        if unsafe:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
-            problems.append(Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {unsafe[0]}", unsafe[1]))
-        elif decision.jump > MAX_LR_JUMP:
-            problems.append(
-                Problem(LR_JUMP, "warning", f"the LR changes by {decision.jump:.1%} at the resume step {step}", step)
-            )
-    return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, tuple(problems))
+    unsafe = unsafe_reason(decision.effective(saved), step, request.max_steps)
+    if unsafe:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
+        return decision, (Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {unsafe[0]}", unsafe[1]),)
+    if decision.jump > max_jump:
+        chosen = jump_chosen_by(decision)
+        severity: Severity = "warning" if chosen else "error"
+        why = f" (chosen by {chosen})" if chosen else f", above --max-jump {max_jump:g}"
+        return decision, (
+            Problem(LR_JUMP, severity, f"the LR changes by {decision.jump:.1%} at the resume step {step}{why}", step),
+        )
+    return decision, ()
+
+
+def jump_chosen_by(decision: Decision | None) -> str | None:
+    """The flag that chose a jump at the resume step: ``recompute`` restarts the schedule on purpose."""
+    return "--lr-policy recompute" if decision is not None and decision.policy == "recompute" else None
 
 
 def _scheduler_mismatch(saved_class: str | None, request: ScheduleRequest, path: str) -> Problem | None:

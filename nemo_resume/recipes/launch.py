@@ -41,7 +41,9 @@ class Prepared:
 
 def prepare(opts: RecipeOptions) -> Prepared:
     """Plan the resume for ``opts`` and check it with NeMo's real scheduler (see plan_and_check)."""
-    plan, check, error = plan_and_check(opts.run_dir, opts.request(checked=False), resume=opts.resume, policy=opts.lr_policy)
+    plan, check, error = plan_and_check(
+        opts.run_dir, opts.request(checked=False), resume=opts.resume, policy=opts.lr_policy, max_jump=opts.max_jump
+    )
     return Prepared(opts, plan, check, error)
 
 

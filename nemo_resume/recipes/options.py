@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError, OneLineParser
-from nemo_resume.planning.flags import add_resume_args
+from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.schedules.flags import add_schedule_args, given_flags
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
@@ -114,6 +115,7 @@ class RecipeOptions:
     decay_type: str | None = None
     lr_mult_rules: tuple[LrMultRule, ...] = ()
     save_from_step: int | None = None
+    max_jump: float = MAX_LR_JUMP
 
     @property
     def run_dir(self) -> Path:
@@ -181,6 +183,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g.add_argument("--save-from-step", type=int, metavar="S", help="no checkpoint while the first S steps train "
                    "(then every --checkpoint-every; the end of training is always saved)")
     add_resume_args(g)
+    add_max_jump_arg(g)
     g = p.add_argument_group("actions")
     g.add_argument("--dry-run", action="store_true", help="print config, plan, check and launch command; run nothing")
     g.add_argument("--to-yaml", type=Path, help="write the NeMo-Run config as YAML")
@@ -250,7 +253,7 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         adam_eps=args.adam_eps, clip_grad=args.clip_grad, resume=args.resume, lr_policy=args.lr_policy,
         executor=args.executor, slurm=slurm, notes=tuple(notes),
         schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
-        decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step,
+        decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step, max_jump=args.max_jump,
     )
     module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2
     # The default cosine's notes (HF's cosine decays to 0) are for those who asked for an HF name.
