@@ -58,5 +58,7 @@ NEMO_BELOW_MIN_LR_TEXT = "received an initial learning rate that was lower than 
 # (LR_JUMP) and the check fails above it (no_jump_at_resume; ``--max-jump`` overrides it there).
 MAX_LR_JUMP = 0.01
 
-# "The LR at max_steps equals min_lr" (planner and check alike): float noise only.
+# "The LR at max_steps equals min_lr" and "each group gets its own schedule's LR" (planner and check
+# alike): float noise only.
 END_REL_TOL = 1e-9
+RATIO_REL_TOL = 1e-9

@@ -31,7 +31,7 @@ from nemo_resume.check.probe import (
     restore,
 )
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
-from nemo_resume.constants import END_REL_TOL
+from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, relative_jump
 from nemo_resume.schedules.request import ScheduleRequest
@@ -241,7 +241,7 @@ def _ratio_note(request: CosineState, resume: ResumePoint | None, f: CosineState
         return []
     want = [b / request.base_lrs[0] if request.base_lrs[0] else math.nan for b in request.base_lrs]
     have = [b / f.base_lrs[0] if f.base_lrs[0] else math.nan for b in f.base_lrs]
-    if all(math.isclose(a, b, rel_tol=rules.RATIO_REL_TOL) for a, b in zip(want, have)):
+    if all(math.isclose(a, b, rel_tol=RATIO_REL_TOL) for a, b in zip(want, have)):
         return []
     source = "the plan" if resume.target else "the checkpoint"
     return [f"{source}'s base LRs {rules.fmt(f.base_lrs)} have ratios {rules.fmt(have)} to group 0, not the "
@@ -252,7 +252,7 @@ def _check_ratios(live: Any, f: CosineState, curve: Curve, start: int, span: str
     """Each group follows its own schedule (catches NeMo's constant_steps collapse onto group 0's LR)."""
 
     def explain(got: float, group0: float) -> str:
-        if f.constant_steps > 0 and math.isclose(got, group0, rel_tol=rules.RATIO_REL_TOL):
+        if f.constant_steps > 0 and math.isclose(got, group0, rel_tol=RATIO_REL_TOL):
             return ": NeMo's constant_steps > 0 path gives every group group 0's LR"
         return ""
 

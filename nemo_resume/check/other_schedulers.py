@@ -24,6 +24,7 @@ from nemo_resume.check.probe import (
     scheduler_on_groups,
 )
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
+from nemo_resume.constants import RATIO_REL_TOL
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import relative_jump
 from nemo_resume.schedules.lr_stages import boundaries, describe, staged_lrs, stages_from_json, total_steps
@@ -146,7 +147,7 @@ def _check_stages(request: ScheduleRequest, live: Any, curve: Curve) -> Check:
         )
     for i, step in enumerate(curve.steps):
         want = staged_lrs(request.stages, live.base_lrs, int(step))
-        if relative_jump(want, curve.lrs[i]) > rules.RATIO_REL_TOL:
+        if relative_jump(want, curve.lrs[i]) > RATIO_REL_TOL:
             return Check(
                 "stages_as_requested",
                 False,

@@ -14,11 +14,10 @@ import numpy as np
 
 from nemo_resume.check.probe import evaluate, lr_or_none, one_group
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
+from nemo_resume.constants import RATIO_REL_TOL
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.request import ScheduleRequest
 
-# "Group ratios kept" and "stages as requested" tolerate float noise only.
-RATIO_REL_TOL = 1e-9
 # Slack for "at or above min_lr" / "non-increasing": scheduler arithmetic can wobble in the last bit.
 FLOAT_SLACK = 1e-12
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nemo_resume.constants import END_REL_TOL
+from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
 from nemo_resume.schedules.cosine import CosineState, first_failure, lr_at, relative_jump
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
@@ -93,11 +93,12 @@ def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> tu
             f"max_steps ({schedule.max_steps}): the LR does not decay, it falls to min_lr right after warmup",
             max(start, min(schedule.warmup_steps + 1, max_steps)),
         )
-    if schedule.constant_steps > 0 and len(set(schedule.base_lrs)) > 1:
+    collapsed = _first_collapsed_step(schedule, start, max_steps)
+    if collapsed is not None:
         return (
             f"constant_steps={schedule.constant_steps} with per-group LRs {list(schedule.base_lrs)}: NeMo's "
-            "CosineAnnealing then gives every group group 0's LR",
-            start,
+            f"CosineAnnealing then gives every group group 0's LR (from step {collapsed})",
+            collapsed,
         )
     if max_steps > schedule.max_steps:
         return (
@@ -112,6 +113,22 @@ def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> tu
             f"schedule reaches min_lr ({schedule.min_lr:g}) at step {schedule.warmup_steps + schedule.decay}",
             max_steps,
         )
+    return None
+
+
+def _first_collapsed_step(schedule: CosineState, start: int, end: int) -> int | None:
+    """The first step in ``start..end`` where a group does not get the LR its own schedule gives it.
+
+    Only NeMo's ``constant_steps > 0`` path does that (it uses group 0's base LR for every group); the
+    groups agree again once the LR is held at min_lr, after the decay.
+    """
+    if schedule.constant_steps <= 0 or len(set(schedule.base_lrs)) < 2:
+        return None
+    alone = [replace(schedule, base_lrs=(b,)) for b in schedule.base_lrs]
+    for step in range(start, min(end, schedule.warmup_steps + max(schedule.decay, 0)) + 1):
+        lrs = lr_at(schedule, step)
+        if any(not math.isclose(lrs[g], lr_at(own, step)[0], rel_tol=RATIO_REL_TOL, abs_tol=1e-300) for g, own in enumerate(alone)):
+            return step
     return None
 
 
