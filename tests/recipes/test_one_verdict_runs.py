@@ -1,0 +1,50 @@
+"""Issue 22's two reproducers, run for real on CPU (``--smoke``): the plan and the check agree, and the run
+launches and finishes (before, the planner accepted both and the pre-launch check refused them)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.nemo, pytest.mark.slow]
+
+
+def _run(task, tmp_path, capsys, *argv):
+    from nemo_resume.cli.recipe_cmd import run_script
+
+    code = run_script(task, [*argv, "--dir", str(tmp_path), "--smoke"], prog=f"recipes/qwen25_{task}.py")
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _checkpoint(tmp_path, task, step):
+    (hit,) = (tmp_path / f"qwen25_{task}" / "checkpoints").glob(f"*-step={step}.ckpt")
+    return hit
+
+
+def test_recompute_with_a_new_lr_and_warmup_launches_and_reports_the_jump(tmp_path, capsys):
+    first = ["--lr", "5e-4", "--min-lr", "5e-5", "--warmup-steps", "20", "--max-steps", "200", "--checkpoint-every", "50"]
+    code, out, err = _run("pretrain", tmp_path, capsys, *first)
+    assert code == 0, err[-2000:]
+    resume = ["--lr", "1e-3", "--min-lr", "5e-5", "--warmup-steps", "40", "--max-steps", "200", "--checkpoint-every", "50",
+              "--lr-policy", "recompute", "--resume", str(_checkpoint(tmp_path, "pretrain", 150))]
+    code, out, err = _run("pretrain", tmp_path, capsys, *resume)
+    assert code == 0, (out[-3000:], err[-2000:])
+    assert "refusing to launch" not in err
+    assert "LR_JUMP" in out and "chosen by --lr-policy recompute" in out
+    assert "smoke run: reached step 200" in out
+
+
+def test_smooth_with_a_multiplier_after_the_floor_moved_the_ratio_launches(tmp_path, capsys):
+    first = ["--lr", "2e-4", "--min-lr", "1e-6", "--warmup-steps", "10", "--max-steps", "150",
+             "--lr-mult", "*adapter*=0.5", "--checkpoint-every", "50"]
+    code, out, err = _run("finetune", tmp_path, capsys, *first)
+    assert code == 0, err[-2000:]
+    resume = ["--lr", "2e-4", "--min-lr", "0", "--warmup-steps", "10", "--max-steps", "260",
+              "--lr-mult", "*adapter*=0.5", "--checkpoint-every", "50",
+              "--resume", str(_checkpoint(tmp_path, "finetune", 100))]
+    code, out, err = _run("finetune", tmp_path, capsys, *resume)
+    assert code == 0, (out[-3000:], err[-2000:])
+    assert "refusing to launch" not in err
+    assert "smooth" in out and "smoke run: reached step 260" in out
