@@ -51,5 +51,9 @@ def plan_and_check(
         request, error = replace(unchecked, checked=True), None
     except NemoResumeError as exc:
         request, error = unchecked, str(exc)
-    plan = plan_resume(run_dir, request, resume=resume, policy="keep" if error else policy, max_jump=max_jump)
+    plan = plan_resume(
+        run_dir, request, resume=resume, policy="keep" if error else policy, max_jump=max_jump, validate=False
+    )
+    if error and policy == "keep" and plan.mode == MODE_RESUME:
+        error = None  # a keep resume runs the checkpoint's schedule: the plan lists what it ignores
     return plan, check_plan(plan, max_jump=max_jump), error

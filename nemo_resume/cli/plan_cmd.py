@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
     def body() -> int:
         args = build_parser(prog).parse_args(argv)
         resume = args.resume or default_resume(Path(args.run))
-        plan = plan_resume(args.run, request_from_args(args), resume=resume, policy=args.lr_policy,
+        # keep: the checkpoint's schedule wins, so a request it overrides is listed, not refused
+        request = request_from_args(args, checked=args.lr_policy != "keep")
+        plan = plan_resume(args.run, request, resume=resume, policy=args.lr_policy,
                            restart_from_weights=args.restart_from_weights, max_jump=args.max_jump)
         if args.output:
             args.output.write_text(json.dumps(plan.to_json(), indent=2) + "\n")

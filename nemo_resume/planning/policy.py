@@ -133,11 +133,23 @@ def _first_collapsed_step(schedule: CosineState, start: int, end: int) -> int | 
 
 
 def _keep(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
+    """The checkpoint's schedule continues; the request's schedule values only build the scheduler first."""
+    built = first_failure(request.cosine_state(), 0, 0)
+    if built is not None:  # NeMo builds the scheduler from the config (computing step 0) before the restore
+        return Decision(
+            "keep", None, refused_step=0,
+            refused=f"NeMo builds the scheduler from the config before it restores the checkpoint, and the "
+            f"config's schedule fails there: {built.message}; give --lr above --min-lr or --warmup-steps > 0",
+        )
     unsafe = unsafe_reason(saved, resume_step, request.max_steps)
     if unsafe:
         why, step = unsafe
         return Decision("keep", None, refused=f"keeping the checkpoint's schedule is unsafe: {why}", refused_step=step)
-    return Decision("keep", None, notes=("the checkpoint's saved schedule continues unchanged",))
+    ignored = [d for d in _differences(saved, request) if not d.startswith("max_steps")]
+    notes = ["the checkpoint's saved schedule continues unchanged"]
+    if ignored:
+        notes.append("ignored under keep (the checkpoint's values win): " + "; ".join(ignored))
+    return Decision("keep", None, notes=tuple(notes))
 
 
 def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:

@@ -138,7 +138,7 @@ def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> 
     problems = []
     if choice.error:
         problems.append(Problem(choice.error_code or NO_USABLE_CHECKPOINT, "error", choice.error))
-    # A validated request always passes; an unchecked one (--launch-anyway) may not. Other
+    # The check's rules on the pure mirror: an unchecked request (--launch-anyway) may fail them. Other
     # schedules than NeMo's cosine have no pure mirror: the pre-launch check runs NeMo's class.
     unsafe = unsafe_reason(request.cosine_state(), -1, request.max_steps) if request.is_cosine else None
     if unsafe:
@@ -155,6 +155,7 @@ def plan_resume(
     policy: str = "auto",
     restart_from_weights: bool = False,
     max_jump: float = MAX_LR_JUMP,
+    validate: bool = True,
 ) -> ResumePlan:
     """Choose the checkpoint and the schedule for ``request``; never silently start over.
 
@@ -167,11 +168,17 @@ def plan_resume(
             initial weights with a fresh optimizer and schedule, instead of a full resume.
         max_jump: the largest relative LR change at the resume step a policy may make unasked
             (``--max-jump``; the check applies the same limit).
+        validate: refuse (NemoResumeError) an unchecked request wherever its values are used, i.e.
+            everywhere but a ``keep`` resume, whose schedule the checkpoint gives. False plans a
+            known-bad request as NeMo would run it (``--launch-anyway``).
 
     Raises:
         NemoResumeError: ``resume`` names something that is not a checkpoint.
     """
     choice = choose_checkpoint(run_dir, resume)
+    keep_resume = policy == "keep" and not restart_from_weights and choice.checkpoint is not None
+    if validate and not request.checked and not keep_resume:
+        request = replace(request, checked=True)  # raises NemoResumeError naming the value to change
     if restart_from_weights:
         if choice.weights_only is None:
             err = f"--restart-from-weights: no weights-only checkpoint newer than the resumable ones under {run_dir}"

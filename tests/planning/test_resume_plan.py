@@ -107,3 +107,40 @@ def test_extending_a_finished_run_to_600_steps_decays_to_the_new_min_lr(tmp_path
     assert lrs[0] == pytest.approx(finished_run.lrs[200][0], rel=1e-9)
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     assert result.lrs[599][0] == pytest.approx(1e-5, rel=1e-3)
+
+
+def test_keep_with_a_new_lr_below_min_lr_lists_what_the_checkpoint_overrides_and_the_check_agrees(
+    finished_run, capsys
+):
+    """The checkpoint's LRs win under keep: NeMo raises nowhere, so neither does the plan (issue 22)."""
+    from nemo_resume.check.prelaunch import check_plan
+
+    ckpt = str(finished_run.checkpoint_at(200))
+    argv = [ckpt, "--lr", "1e-5", "--min-lr", "3e-5", "--max-steps", "300", "--warmup-steps", "50",
+            "--lr-policy", "keep", "--json"]
+    assert plan_main(argv) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    ignored = [n for n in out["notes"] if n.startswith("ignored under keep")]
+    assert ignored and "lr per group" in ignored[0] and "min_lr" in ignored[0]
+    request = ScheduleRequest(1e-5, 3e-5, 300, 50, checked=False)
+    assert check_plan(plan_resume(ckpt, request, resume=ckpt, policy="keep")).ok
+
+
+def test_keep_names_the_real_reason_when_the_config_cannot_even_build_the_scheduler(finished_run, capsys):
+    """Without warmup, NeMo computes step 0 from the config's lr < min_lr while building: it raises there."""
+    from nemo_resume.check.prelaunch import check_plan
+
+    ckpt = str(finished_run.checkpoint_at(200))
+    request = ScheduleRequest(1e-5, 3e-5, 300, 0, checked=False)
+    plan = plan_resume(ckpt, request, resume=ckpt, policy="keep")
+    (p,) = plan.problems
+    assert p.step == 0 and "builds the scheduler from the config before it restores" in p.message
+    result = check_plan(plan)
+    assert not result.ok and result.failure is not None and result.failure.when == "build"
+
+
+def test_any_policy_but_keep_still_refuses_a_request_below_min_lr_as_bad_input(finished_run, capsys):
+    ckpt = str(finished_run.checkpoint_at(200))
+    argv = [ckpt, "--lr", "1e-5", "--min-lr", "3e-5", "--max-steps", "300", "--lr-policy", "smooth"]
+    assert plan_main(argv) == 2
+    assert "must be above min_lr" in capsys.readouterr().err

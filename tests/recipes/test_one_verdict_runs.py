@@ -3,8 +3,6 @@ launches and finishes (before, the planner accepted both and the pre-launch chec
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytestmark = [pytest.mark.nemo, pytest.mark.slow]
