@@ -29,12 +29,18 @@ SETTINGS: dict[str, dict] = {
     "constant_with_warmup": dict(warmup_steps=20),
     "warmup_stable_decay": dict(warmup_steps=20, decay_steps=60, decay_type="linear", min_lr=1e-5),
     "staged": dict(stages=parse_stages("75:1e-4,50:1e-5:w10,75:5e-6"), lr_mults=(0.5,)),
+    # not a Hugging Face shape: NeMo's Megatron cosine path, which --constant-steps > 0 selects
+    "cosine_constant_steps": dict(schedule="cosine", warmup_steps=20, constant_steps=50, min_lr=1e-5),
+}
+TITLES = {
+    "staged": "--lr-stages 75:1e-4,50:1e-5:w10,75:5e-6",
+    "cosine_constant_steps": "--schedule cosine --warmup-steps 20 --constant-steps 50 --min-lr 1e-5",
 }
 
 
 def request(name: str) -> ScheduleRequest:
-    kw = {"min_lr": 0.0, **SETTINGS[name]}
-    return ScheduleRequest(LR, kw.pop("min_lr"), STEPS, schedule=name, checked=False, **kw)
+    kw = {"min_lr": 0.0, "schedule": name, **SETTINGS[name]}
+    return ScheduleRequest(LR, kw.pop("min_lr"), STEPS, checked=False, **kw)
 
 
 def draw(name: str, out: Path) -> Path:
@@ -55,13 +61,11 @@ def draw(name: str, out: Path) -> Path:
             lw=1.6,
             label=scheduler_module(req).label + (f" (group {g}, lr_mult 0.5)" if g else ""),
         )
-    if name != "staged":
+    if name not in TITLES:  # a Hugging Face name: its own curve beside NeMo's
         ax.plot(steps, hf_lrs(req, steps)[:, 0], "--", color="black", lw=1, label=f"HF {name}")
     ax.set_xlabel("step")
     ax.set_ylabel("LR")
-    ax.set_title(
-        f"--schedule {name}" if name != "staged" else "--lr-stages 75:1e-4,50:1e-5:w10,75:5e-6", fontsize=9, pad=10
-    )
+    ax.set_title(TITLES.get(name, f"--schedule {name}"), fontsize=9, pad=10)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()

@@ -34,6 +34,7 @@ from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump,
 from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, relative_jump
+from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.request import ScheduleRequest
 
 SCHEDULER = "NeMo's CosineAnnealing"
@@ -304,8 +305,10 @@ def _request_notes(state: CosineState) -> list[str]:
     """What ScheduleRequest (the validated path) would say about these values: it names the fix."""
     lr = state.base_lrs[0]
     mults = tuple(b / lr for b in state.base_lrs[1:]) if lr > 0 else ()
+    constant = constant_steps_note(state.max_steps, state.warmup_steps, state.constant_steps)
+    notes = [constant] if constant else []
     try:
         ScheduleRequest(lr, state.min_lr, state.max_steps, state.warmup_steps, state.constant_steps, mults)
     except NemoResumeError as exc:
-        return [f"ScheduleRequest refuses this config: {exc}"]
-    return []
+        notes.append(f"ScheduleRequest refuses this config: {exc}")
+    return notes

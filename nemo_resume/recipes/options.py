@@ -18,6 +18,7 @@ from nemo_resume.errors import NemoResumeError, OneLineParser
 from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.schedules.flags import add_schedule_args, given_flags
+from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
@@ -256,5 +257,8 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step, max_jump=args.max_jump,
     )
     module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2
-    # The default cosine's notes (HF's cosine decays to 0) are for those who asked for an HF name.
-    return dataclasses.replace(opts, notes=opts.notes + module.notes) if args.schedule != "cosine" else opts
+    # The default cosine's notes on HF's shape (it decays to 0) are for those who asked for an HF name; what
+    # --constant-steps makes NeMo run is said to everyone.
+    constant = constant_steps_note(max_steps, warmup, args.constant_steps)
+    extra = module.notes if args.schedule != "cosine" else (constant,) if constant else ()
+    return dataclasses.replace(opts, notes=opts.notes + extra)

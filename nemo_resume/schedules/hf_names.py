@@ -109,12 +109,26 @@ def _no_constant(name: str, req: ScheduleFields) -> None:
         )
 
 
+def constant_steps_note(max_steps: int, warmup_steps: int, constant_steps: int) -> str | None:
+    """What ``--constant-steps C > 0`` makes NeMo's CosineAnnealing run: not Hugging Face's cosine, said always."""
+    if constant_steps <= 0:
+        return None
+    w, c, t = warmup_steps, constant_steps, max_steps
+    return (
+        f"--constant-steps {c}: NeMo's CosineAnnealing takes its Megatron path, not HF's cosine: warmup lr*t/{w} "
+        f"(0 at step 0), a cosine from lr to min_lr over {t - w - c} steps (to step {t - c}), then min_lr for the "
+        f"last {c} steps; every param group gets group 0's LR (docs/schedules.md)"
+    )
+
+
 def _cosine(name: str, req: ScheduleFields) -> ModuleConfig:
+    note = constant_steps_note(req.max_steps, req.warmup_steps, req.constant_steps)
     return ModuleConfig(
         _OPTIM + "CosineAnnealingScheduler",
         dict(
             max_steps=req.max_steps, warmup_steps=req.warmup_steps, constant_steps=req.constant_steps, min_lr=req.min_lr
         ),
+        notes=(note,) if note else (),
     )
 
 

@@ -193,3 +193,22 @@ def test_exact_ratio_gives_back_the_step_count_nemo_truncates_to(total, data):
     steps = data.draw(st.integers(0, total))
     r = exact_ratio(steps, total)
     assert (0 if r is None else int(r * total)) == steps
+
+
+def test_constant_steps_with_cosine_is_said_with_the_formula_nemo_runs():
+    """issue 22: `--constant-steps C > 0` selects NeMo's Megatron cosine path, which is not HF's cosine."""
+    from nemo_resume.check import check_schedule, unchecked_request
+    from nemo_resume.recipes.options import build_parser, options_from_args
+
+    argv = ["--lr", "1e-3", "--min-lr", "0", "--warmup-steps", "10", "--constant-steps", "100", "--max-steps", "500"]
+    opts = options_from_args("pretrain", build_parser("pretrain", "test").parse_args(argv))
+    (note,) = [n for n in opts.notes if n.startswith("--constant-steps")]
+    assert "over 390 steps (to step 400)" in note and "last 100 steps" in note
+    result = check_schedule(unchecked_request(1e-3, 0.0, 500, 10, 100))
+    assert note in result.notes
+    lr = nemo_lrs(ScheduleRequest(1e-3, 0.0, 500, 10, 100, checked=False), [0, 250, 450])
+    # the documented formula: warmup lr*t/W (0 at step 0), cosine over T-W-C steps, then min_lr
+    assert lr[0, 0] == 0.0
+    assert lr[1, 0] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * (250 - 10) / 390)), rel=1e-12)
+    assert lr[1, 0] == pytest.approx(3.23e-4, rel=1e-3)  # HF's cosine gives 5.16e-4 there
+    assert lr[2, 0] == 0.0
