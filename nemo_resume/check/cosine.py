@@ -33,7 +33,7 @@ from nemo_resume.check.probe import (
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
 from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, relative_jump
+from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, first_warmup_stall, relative_jump
 from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.request import ScheduleRequest
 
@@ -141,7 +141,7 @@ def check_cosine(state: CosineState, resume: ResumePoint | None, max_jump: float
         rules.check_finite(main, start, span),
         rules.check_min_lr(main, start, f.warmup_steps, f.min_lr, span),
         rules.check_jump(resume, jump, max_jump),
-        _check_warmup(main, f),
+        _check_warmup(main, f, end),
         _check_decay(main, f, span),
         _check_end(main, f, end),
         _check_ratios(live, f, main, start, span),
@@ -188,7 +188,9 @@ def _marks(f: CosineState) -> dict[int, list[str]]:
     return marks
 
 
-def _check_warmup(curve: Curve, f: CosineState) -> Check:
+def _check_warmup(curve: Curve, f: CosineState, end: int) -> Check:
+    """NeMo's probed LRs rise through the warmup, and so does every step between the probes (proved from
+    the warmup's form, or computed at every step where the form does not settle it: ``first_warmup_stall``)."""
     w = f.warmup_steps
     if w <= 0:
         return Check("warmup_rising", True, None, "no warmup")
@@ -203,7 +205,11 @@ def _check_warmup(curve: Curve, f: CosineState) -> Check:
             "warmup_rising", False, int(s[i]),
             f"warmup LR does not rise from step {int(s[i - 1])} ({rules.fmt(v[i - 1])}) to {int(s[i])} ({rules.fmt(v[i])})",
         )
-    return Check("warmup_rising", True, None, f"warmup LR rises to step {min(w, int(s[-1]))}")
+    stall = first_warmup_stall(f, int(s[0]), end)
+    if stall is not None:
+        return Check("warmup_rising", False, stall,
+                     f"warmup LR does not rise at step {stall} (between the probed steps; a zero or denormal LR)")
+    return Check("warmup_rising", True, None, f"warmup LR rises at every step to step {min(w, int(s[-1]))}")
 
 
 def _check_decay(curve: Curve, f: CosineState, span: str) -> Check:

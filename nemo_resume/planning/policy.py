@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
-from nemo_resume.schedules.cosine import CosineState, first_failure, lr_at, relative_jump
+from nemo_resume.schedules.cosine import CosineState, first_failure, first_warmup_stall, lr_at, relative_jump
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
 
@@ -87,6 +87,9 @@ def unsafe_reason(schedule: CosineState, resume_step: int, max_steps: int) -> tu
     failure = first_failure(schedule, start, max(max_steps, start))
     if failure is not None:
         return f"it fails at step {failure.step}: {failure.message}", failure.step
+    stall = first_warmup_stall(schedule, max(resume_step, 0), max_steps)  # from the LR the run resumes with
+    if stall is not None:
+        return f"its warmup LR does not rise at step {stall} (a zero or denormal LR)", stall
     if schedule.decay < 0:
         return (
             f"its warmup_steps ({schedule.warmup_steps}) + constant_steps ({schedule.constant_steps}) exceed its "

@@ -11,6 +11,7 @@ run will fail; tests hold it equal, step by step, to NeMo's own class, which sta
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -133,6 +134,31 @@ def lr_at(s: CosineState, step: int) -> list[float]:
         raise ScheduleFailure(Failure(step, "zero_division"))
     mult = 0.5 * (1 + math.cos(math.pi * (step - w) / span))
     return [(b - s.min_lr) * mult + s.min_lr for b in s.base_lrs]
+
+
+def first_warmup_stall(s: CosineState, start: int, end: int) -> int | None:
+    """The first step in ``start + 1 .. min(warmup_steps, end)`` whose LR is not above the step before's.
+
+    Proved from the schedule's form where it can be: NeMo's warmup LR is ``b * (t + 1) / (W + 1)`` (or group
+    0's ``b * t / W`` with ``constant_steps > 0``), an increasing ratio times a fixed base LR. Consecutive
+    ratios differ by a factor of at least ``1 + 1/(W + 1)``, far above float rounding (``2**-53`` relative)
+    while ``W < 2**50`` and every product stays a normal float; then the warmup rises at every step.
+    Otherwise (a zero or denormal LR) every warmup step is computed, so no stall hides between probes.
+    """
+    w = s.warmup_steps
+    last = min(w, end)
+    if w <= 0 or last <= start:
+        return None
+    bases = s.base_lrs[:1] if s.constant_steps else s.base_lrs
+    if w < 2**50 and all(b >= 4 * sys.float_info.min * (w + 1) for b in bases):
+        return None
+    before = lr_at(s, start)
+    for step in range(start + 1, last + 1):
+        now = lr_at(s, step)
+        if not all(a > b for a, b in zip(now, before)):
+            return step
+        before = now
+    return None
 
 
 def first_failure(s: CosineState, start: int, end: int) -> Failure | None:

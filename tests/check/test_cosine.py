@@ -422,3 +422,20 @@ def test_cli_exits_2_on_bad_input_with_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_warmup_that_stalls_between_the_probes_fails_and_the_planner_says_so_too():
+    """issue 22: on a long horizon the probes are a grid; a denormal LR stalls between them."""
+    from nemo_resume.planning.policy import unsafe_reason
+
+    request = unchecked_request(4.4e-320, 0.0, 20_000, 10_000)
+    result = check_schedule(request)
+    warm = _check("warmup_rising", result)
+    naive = Naive(request).run_to(20)  # NeMo stepped for real: the LR repeats within the first steps
+    steps = sorted(naive.lrs)
+    first_repeat = next(s for a, s in zip(steps, steps[1:]) if not naive.lrs[s][0] > naive.lrs[a][0])
+    assert warm.ok is False and warm.step == first_repeat
+    assert unsafe_reason(request, -1, 20_000) == (
+        f"its warmup LR does not rise at step {first_repeat} (a zero or denormal LR)", first_repeat
+    )
+    assert _check("warmup_rising", check_schedule(unchecked_request(3e-4, 3e-5, 1_000_000, 2000))).ok
