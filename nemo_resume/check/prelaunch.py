@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from nemo_resume.check.result import CheckResult, ResumePoint
+from nemo_resume.check.result import Check, CheckResult, ResumePoint
 from nemo_resume.check.schedule import check_schedule
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
@@ -22,8 +22,20 @@ def check_plan(plan: ResumePlan, *, max_jump: float = MAX_LR_JUMP) -> CheckResul
     over it (what Lightning does), then applies the plan's target (what the callback does).
     Any other schedule (``plan.request.is_cosine`` False) is checked with its own NeMo module,
     the checkpoint's saved state restored over it and nothing rewritten (``--lr-policy keep``).
-    A jump the plan chose (``recompute``) is reported, not refused, as the planner does.
+    A jump the plan chose (``recompute``) is reported, not refused, as the planner does. A plan the planner
+    refused fails its check too (``plan_safe``, with the planner's reasons); the rest of the check then
+    shows what NeMo's own restore would run. So the check passes exactly when ``plan`` exits 0.
     """
+    result = _check(plan, max_jump)
+    refused = [p for p in plan.problems if p.severity == "error"]
+    if not refused:
+        return result
+    step = min((p.step for p in refused if p.step is not None), default=None)
+    verdict = Check("plan_safe", False, step, "the planner refuses this resume: " + "; ".join(p.message for p in refused))
+    return replace(result, checks=(verdict, *result.checks))
+
+
+def _check(plan: ResumePlan, max_jump: float) -> CheckResult:
     resume = None
     if not plan.request.is_cosine:
         request = plan.request

@@ -15,6 +15,7 @@ from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.request import ScheduleRequest
 
 CheckName = Literal[
+    "plan_safe",  # a plan the planner refused (check_plan): one verdict for both
     "nemo_runs",
     "finite",
     "at_or_above_min_lr",

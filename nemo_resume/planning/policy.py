@@ -14,7 +14,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
-from nemo_resume.schedules.cosine import CosineState, first_failure, first_warmup_stall, lr_at, relative_jump
+from nemo_resume.schedules.cosine import (
+    CosineState,
+    ScheduleFailure,
+    first_failure,
+    first_warmup_stall,
+    lr_at,
+    relative_jump,
+)
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
 
@@ -127,12 +134,19 @@ def _first_collapsed_step(schedule: CosineState, start: int, end: int) -> int | 
     """
     if schedule.constant_steps <= 0 or len(set(schedule.base_lrs)) < 2:
         return None
-    alone = [replace(schedule, base_lrs=(b,)) for b in schedule.base_lrs]
-    for step in range(start, min(end, schedule.warmup_steps + max(schedule.decay, 0)) + 1):
-        lrs = lr_at(schedule, step)
-        if any(not math.isclose(lrs[g], lr_at(own, step)[0], rel_tol=RATIO_REL_TOL, abs_tol=1e-300) for g, own in enumerate(alone)):
-            return step
-    return None
+    last = min(end, schedule.warmup_steps + max(schedule.decay, 0))
+    found = []
+    for g in range(1, len(schedule.base_lrs)):  # as the check: each group against itself alone, until that raises
+        alone = replace(schedule, base_lrs=(schedule.base_lrs[g],))
+        for step in range(start, last + 1):
+            try:
+                own = lr_at(alone, step)[0]
+            except ScheduleFailure:
+                break
+            if not math.isclose(lr_at(schedule, step)[g], own, rel_tol=RATIO_REL_TOL, abs_tol=1e-300):
+                found.append(step)
+                break
+    return min(found, default=None)
 
 
 def _keep(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
@@ -173,16 +187,20 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
     target = CosineState(
         base_lrs=tuple(current), min_lr=request.min_lr, max_steps=request.max_steps, warmup_steps=resume_step
     )
-    return Decision(
-        "smooth",
-        target,
-        jump=relative_jump(current, lr_at(target, resume_step)),
-        notes=(
-            f"cosine from the checkpoint's LR {', '.join(f'{x:.4g}' for x in current)} at step {resume_step} "
-            f"to min_lr {request.min_lr:g} at step {request.max_steps}; written as warmup_steps={resume_step} "
-            "in the scheduler state",
-        ),
-    )
+    notes = [
+        f"cosine from the checkpoint's LR {', '.join(f'{x:.4g}' for x in current)} at step {resume_step} "
+        f"to min_lr {request.min_lr:g} at step {request.max_steps}; written as warmup_steps={resume_step} "
+        "in the scheduler state"
+    ]
+    wanted = request.group_lrs_for(saved.base_lrs)
+    if wanted and current[0] > 0 and not all(
+        math.isclose(c / current[0], w / wanted[0], rel_tol=RATIO_REL_TOL) for c, w in zip(current, wanted)
+    ):
+        have = ", ".join(f"{c / current[0]:.4g}" for c in current)
+        want = ", ".join(f"{w / wanted[0]:.4g}" for w in wanted)
+        notes.append(f"each group continues from its own current LR: ratios [{have}] to group 0, not the "
+                     f"multipliers' [{want}] (NeMo's one absolute min_lr floor moved them); the check follows the same")
+    return Decision("smooth", target, jump=relative_jump(current, lr_at(target, resume_step)), notes=tuple(notes))
 
 
 def _recompute(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
