@@ -15,6 +15,7 @@ from nemo import lightning as nl
 from nemo.collections import llm
 
 from nemo_resume.callback import ResumeScheduleCallback
+from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan, plan_resume
 from nemo_resume.recipes.data import dataset_root
@@ -144,19 +145,21 @@ def _options(task: Task, **flags: Any) -> RecipeOptions:
 def nemo_resume_qwen25_finetune(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_finetune", peft: str = "lora",
     lr: Optional[float] = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
+    max_jump: float = MAX_LR_JUMP,
 ) -> run.Partial:
     """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto."""
     opts = _options("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
-                    warmup_steps=warmup_steps, max_steps=max_steps)
-    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request()))
+                    warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
+    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request(), max_jump=opts.max_jump))
 
 
 @run.cli.factory(target=llm.pretrain, name="nemo_resume_qwen25")
 def nemo_resume_qwen25_pretrain(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_pretrain",
     lr: float = 3e-4, min_lr: Optional[float] = None, warmup_steps: int = 500, max_steps: int = 300_000,
+    max_jump: float = MAX_LR_JUMP,
 ) -> run.Partial:
     """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto."""
     opts = _options("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,
-                    warmup_steps=warmup_steps, max_steps=max_steps)
-    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request()))
+                    warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
+    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request(), max_jump=opts.max_jump))
