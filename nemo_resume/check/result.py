@@ -172,9 +172,9 @@ class CheckResult:
 
     @property
     def first_problem(self) -> Check | None:
-        """The failing check with the earliest step (NeMo's own failure first on a tie)."""
+        """The failing check with the earliest step (on a tie NeMo's own failure, and the planner's refusal last)."""
         failed = [c for c in self.checks if c.ok is False]
-        return min(failed, key=lambda c: c.step if c.step is not None else -1) if failed else None
+        return min(failed, key=lambda c: (c.step if c.step is not None else -1, c.name == "plan_safe")) if failed else None
 
     def curve(self, label: str) -> Curve | None:
         return next((c for c in self.curves if c.label == label), None)

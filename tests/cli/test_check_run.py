@@ -31,3 +31,17 @@ def test_stock_resume_of_the_incident_fails_at_501(incident_run, capsys):
 def test_run_and_plan_together_is_bad_input(incident_run, tmp_path, capsys):
     assert check_main(["--run", str(incident_run.log_dir), "--plan", str(tmp_path / "p.json")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_plan_the_planner_refuses_fails_the_check_with_the_planners_reason(incident_run, capsys):
+    """One verdict (issue 22): strict refuses a request that differs from the checkpoint; the check agrees."""
+    from nemo_resume.cli.plan_cmd import main as plan_main
+
+    argv = [str(incident_run.log_dir), "--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000",
+            "--warmup-steps", "500", "--lr-policy", "strict", "--json"]
+    assert plan_main(argv) == 1
+    capsys.readouterr()
+    code, out = _run(incident_run, capsys, "--lr-policy", "strict")
+    assert code == 1 and out["ok"] is False
+    (safe,) = [c for c in out["checks"] if c["name"] == "plan_safe"]
+    assert safe["ok"] is False and "the planner refuses this resume" in safe["reason"] and "differs" in safe["reason"]
