@@ -137,10 +137,10 @@ def check_cosine(state: CosineState, resume: ResumePoint | None, max_jump: float
     notes += _mirror_note(f, start, end, main.failure) + _ratio_note(state, resume, f)
     span = rules.upto(main, start, end)
     checks = (
-        rules.check_nemo_runs(main.failure, start, end, SCHEDULER),
-        rules.check_finite(main, start, span),
-        rules.check_min_lr(main, start, f.warmup_steps, f.min_lr, span),
-        rules.check_jump(resume, jump, max_jump),
+        *rules.common_checks(
+            main, resume, jump, start, end, warmup_steps=f.warmup_steps, min_lr=f.min_lr, max_jump=max_jump,
+            scheduler=SCHEDULER,
+        ),
         _check_warmup(main, f, end),
         _check_decay(main, f, span),
         _check_end(main, f, end),

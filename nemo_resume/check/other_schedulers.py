@@ -81,10 +81,10 @@ def check_module_schedule(request: ScheduleRequest, resume: ResumePoint | None, 
     span = rules.upto(main, start, end)
     first_warmup = request.stages[0].warmup_steps if request.stages else request.warmup_steps
     checks = (
-        rules.check_nemo_runs(main.failure, start, end, module.label),
-        rules.check_finite(main, start, span),
-        rules.check_min_lr(main, start, first_warmup, request.min_lr, span),
-        rules.check_jump(resume, jump, max_jump),
+        *rules.common_checks(
+            main, resume, jump, start, end, warmup_steps=first_warmup, min_lr=request.min_lr, max_jump=max_jump,
+            scheduler=module.label,
+        ),
         rules.check_group_ratios(live, main, start, span, lambda lr: build((lr,))),
         _check_stages(request, live, main),
         _check_spans(request, live, end),

@@ -35,6 +35,28 @@ def upto(curve: Curve, start: int, end: int) -> str:
     return f"up to step {curve.failure.step - 1}" if curve.failure else f"from step {start} to {end}"
 
 
+def common_checks(
+    curve: Curve,
+    resume: ResumePoint | None,
+    jump: Jump | None,
+    start: int,
+    end: int,
+    *,
+    warmup_steps: int,
+    min_lr: float,
+    max_jump: float,
+    scheduler: str,
+) -> tuple[Check, ...]:
+    """The checks every scheduler gets, in report order: NeMo runs, finite, at or above min_lr, no jump."""
+    span = upto(curve, start, end)
+    return (
+        check_nemo_runs(curve.failure, start, end, scheduler),
+        check_finite(curve, start, span),
+        check_min_lr(curve, start, warmup_steps, min_lr, span),
+        check_jump(resume, jump, max_jump),
+    )
+
+
 def check_nemo_runs(failure: StepFailure | None, start: int, end: int, scheduler: str) -> Check:
     if failure is None:
         return Check("nemo_runs", True, None, f"{scheduler} computes an LR at every step from {start} to {end}")
