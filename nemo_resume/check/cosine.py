@@ -33,7 +33,15 @@ from nemo_resume.check.probe import (
 from nemo_resume.check.result import Check, CheckName, CheckResult, Curve, Jump, ResumePoint, StepFailure
 from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, first_failure, first_warmup_stall, relative_jump
+from nemo_resume.schedules.cosine import (
+    CosineState,
+    ScheduleFailure,
+    first_failure,
+    first_warmup_stall,
+    group_ratios,
+    relative_jump,
+    same_ratios,
+)
 from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.request import ScheduleRequest
 
@@ -246,13 +254,12 @@ def _ratio_note(request: CosineState, resume: ResumePoint | None, f: CosineState
     from its own current LR, whose ratios NeMo's absolute min_lr floor may have moved)."""
     if resume is None or len(request.base_lrs) < 2:
         return []
-    want = [b / request.base_lrs[0] if request.base_lrs[0] else math.nan for b in request.base_lrs]
-    have = [b / f.base_lrs[0] if f.base_lrs[0] else math.nan for b in f.base_lrs]
-    if all(math.isclose(a, b, rel_tol=RATIO_REL_TOL) for a, b in zip(want, have)):
+    if same_ratios(f.base_lrs, request.base_lrs):
         return []
     source = "the plan" if resume.target else "the checkpoint"
-    return [f"{source}'s base LRs {rules.fmt(f.base_lrs)} have ratios {rules.fmt(have)} to group 0, not the "
-            f"requested multipliers' {rules.fmt(want)}: the run follows {source}'s"]
+    return [f"{source}'s base LRs {rules.fmt(f.base_lrs)} have ratios {rules.fmt(group_ratios(f.base_lrs))} to "
+            f"group 0, not the requested multipliers' {rules.fmt(group_ratios(request.base_lrs))}: the run follows "
+            f"{source}'s"]
 
 
 def _check_ratios(live: Any, f: CosineState, curve: Curve, start: int, span: str) -> Check:

@@ -19,8 +19,10 @@ from nemo_resume.schedules.cosine import (
     ScheduleFailure,
     first_failure,
     first_warmup_stall,
+    group_ratios,
     lr_at,
     relative_jump,
+    same_ratios,
 )
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
@@ -193,11 +195,9 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
         "in the scheduler state"
     ]
     wanted = request.group_lrs_for(saved.base_lrs)
-    if wanted and current[0] > 0 and not all(
-        math.isclose(c / current[0], w / wanted[0], rel_tol=RATIO_REL_TOL) for c, w in zip(current, wanted)
-    ):
-        have = ", ".join(f"{c / current[0]:.4g}" for c in current)
-        want = ", ".join(f"{w / wanted[0]:.4g}" for w in wanted)
+    if wanted and current[0] > 0 and not same_ratios(current, wanted):
+        have = ", ".join(f"{r:.4g}" for r in group_ratios(current))
+        want = ", ".join(f"{r:.4g}" for r in group_ratios(wanted))
         notes.append(f"each group continues from its own current LR: ratios [{have}] to group 0, not the "
                      f"multipliers' [{want}] (NeMo's one absolute min_lr floor moved them); the check follows the same")
     return Decision("smooth", target, jump=relative_jump(current, lr_at(target, resume_step)), notes=tuple(notes))

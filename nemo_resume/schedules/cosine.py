@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT
+from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT, RATIO_REL_TOL
 
 FailureKind = Literal["below_min_lr", "assert_max_lr_gt_min_lr", "assert_decay_ratio", "zero_division"]
 
@@ -63,6 +63,16 @@ def relative_jump(before: Sequence[float], after: Sequence[float]) -> float:
         if a != b:
             worst = max(worst, abs(a - b) / abs(b) if b else math.inf)
     return worst
+
+
+def group_ratios(lrs: Sequence[float]) -> list[float]:
+    """Each group's LR over group 0's (nan where group 0's is 0)."""
+    return [x / lrs[0] if lrs[0] else math.nan for x in lrs]
+
+
+def same_ratios(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Two per-group LR lists keep the same ratios to their group 0 (float noise only)."""
+    return all(math.isclose(x, y, rel_tol=RATIO_REL_TOL) for x, y in zip(group_ratios(a), group_ratios(b)))
 
 
 @dataclass(frozen=True)
