@@ -48,6 +48,8 @@ def test_an_unknown_flag_is_one_line_and_exit_2(argv, prog):
         ([PY, "-m", "nemo_resume.plan", "results", "--lr", "abc"], "python -m nemo_resume.plan", "--lr"),
         ([PY, "-m", "nemo_resume.plan", "results", "--lr-policy", "fast"], "python -m nemo_resume.plan", "--lr-policy"),
         ([PY, "-m", "nemo_resume", "check", "--max-steps", "1.5"], "nemo-resume check", "--max-steps"),
+        ([PY, "-m", "nemo_resume.plan", "results", "--lr", "1e-4", "--min-lr", "0", "--max-steps", "10",
+          "--max-jump", "-1"], "python -m nemo_resume.plan", "--max-jump -1 must be a finite number >= 0"),
         ([PY, "recipes/qwen25_finetune.py", "--size", "9b"], "recipes/qwen25_finetune.py", "--size"),
         ([PY, "-m", "nemo_resume.inspect"], "python -m nemo_resume.inspect", "path"),
     ],
