@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --out docs/benchmarks.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
 """Draw docs/img/schedules/<name>.png: each --schedule as NeMo's module runs it, with Hugging Face's function.
 
-    .venv/bin/python scripts/plot_schedules.py [OUT_DIR]
+    .venv/bin/python scripts/plot_schedules.py                      # rewrites docs/img/schedules/
+    .venv/bin/python scripts/plot_schedules.py --out /tmp/plots     # anywhere else
 
 Settings per name are in SETTINGS (200 steps, lr 1e-4, 20 warmup steps where the name has a
 warmup); the values come from tests.support.hf_reference, the code the tests compare.
@@ -12,13 +13,15 @@ import sys
 from pathlib import Path
 
 # Runs from a clone without `pip install -e .` too.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from nemo_resume.cli.common import EXIT_OK, parse_args, parser, run_cli  # noqa: E402
 from nemo_resume.schedules.lr_stages import parse_stages  # noqa: E402
 from nemo_resume.schedules.request import ScheduleRequest  # noqa: E402
-from nemo_resume.schedules.scheduler_module import scheduler_module  # noqa: E402
-from tests.support.hf_reference import hf_lrs, nemo_lrs  # noqa: E402
 
+PROG = "scripts/plot_schedules.py"
+DEFAULT_OUT = ROOT / "docs" / "img" / "schedules"
 LR, STEPS = 1e-4, 200
 SETTINGS: dict[str, dict] = {
     "linear": dict(warmup_steps=20),
@@ -46,6 +49,9 @@ def request(name: str) -> ScheduleRequest:
 def draw(name: str, out: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from nemo_resume.schedules.scheduler_module import scheduler_module
+    from tests.support.hf_reference import hf_lrs, nemo_lrs
 
     req = request(name)
     steps = list(range(STEPS + 1))
@@ -75,11 +81,19 @@ def draw(name: str, out: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "docs" / "img" / "schedules"
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SETTINGS:
-        print(draw(name, out))
-    return 0
+    doc = __doc__ or ""
+    p = parser(PROG, doc.splitlines()[0], "\n".join(doc.splitlines()[2:]))
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                   help="folder for the PNGs, created if missing (default: docs/img/schedules)")
+
+    def body() -> int:
+        out = parse_args(p, argv).out
+        out.mkdir(parents=True, exist_ok=True)
+        for name in SETTINGS:
+            print(draw(name, out))
+        return EXIT_OK
+
+    return run_cli(PROG, body)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Any
 
 from nemo_resume.check.result import ResumePoint
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning import ResumePlan
+from nemo_resume.planning.plan_file import REWRITE, plan_from_json
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.request import ScheduleRequest, is_real, is_whole
 
@@ -17,8 +19,6 @@ from nemo_resume.schedules.request import ScheduleRequest, is_real, is_whole
 _INT_FIELDS = ("max_steps", "warmup_steps", "constant_steps", "decay_steps", "last_epoch", "_step_count")
 _FLOAT_FIELDS = ("min_lr",)
 _LIST_FIELDS = ("base_lrs", "_last_lr")
-# A plan file's "request": the cosine fields of ScheduleRequest.
-_REQUEST_FIELDS = {"lr", "min_lr", "max_steps", "warmup_steps", "constant_steps", "lr_mults"}
 
 
 def unchecked_request(
@@ -43,68 +43,26 @@ def unchecked_request(
     ).cosine_state()
 
 
-def load_plan(path: str | Path) -> tuple[CosineState, ResumePoint]:
-    """Read ``{"resume_step", "restored", "target", "request"}`` (the ``--plan`` file).
-
-    ``request`` holds ``ScheduleRequest`` fields (``lr``, ``min_lr``, ``max_steps``,
-    ``warmup_steps``, ``constant_steps``, ``lr_mults``), read without ``ScheduleRequest``'s
-    refusals; ``target`` holds ``CosineState`` fields or is null.
+def load_plan(path: str | Path) -> ResumePlan:
+    """The plan in ``path``, a file ``nemo-resume plan -o`` wrote (:mod:`nemo_resume.planning.plan_file`), to be
+    checked with :func:`nemo_resume.check.prelaunch.check_plan` as if planned here.
 
     Raises:
-        NemoResumeError: the file is unreadable, not JSON, or a field is missing or mistyped.
+        NemoResumeError: the file is unreadable, not strict JSON (``NaN`` is refused), not a plan file of this
+            version, or a field is missing or mistyped.
     """
+    where = f"--plan {path}"
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
     except OSError as exc:
-        raise NemoResumeError(f"--plan {path}: cannot read ({exc.strerror or exc})") from None
+        raise NemoResumeError(f"{where}: cannot read ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise NemoResumeError(f"--plan {path}: not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise NemoResumeError(f"--plan {path}: expected a JSON object, got {type(data).__name__}")
-    for key in ("resume_step", "restored", "request"):
-        if key not in data:
-            raise NemoResumeError(f"--plan {path}: missing key {key!r}")
-    req = data["request"]
-    if not isinstance(req, dict) or any(k not in req for k in ("lr", "min_lr", "max_steps")):
-        raise NemoResumeError(f"--plan {path}: 'request' must be an object with lr, min_lr and max_steps")
-    unknown = set(req) - _REQUEST_FIELDS
-    if unknown:
-        raise NemoResumeError(f"--plan {path}: unknown request field(s) {sorted(unknown)}")
-    mults = req.get("lr_mults", [])
-    if not isinstance(mults, list):
-        raise NemoResumeError(f"--plan {path}: request.lr_mults must be a list")
-    request = unchecked_request(
-        req["lr"], req["min_lr"], req["max_steps"], req.get("warmup_steps", 0), req.get("constant_steps", 0), mults
-    )
-    target = data.get("target")
-    if target is not None:
-        target = _cosine_state_from_json(target, f"--plan {path}: target")
-    if not isinstance(data["restored"], dict):
-        raise NemoResumeError(f"--plan {path}: 'restored' must be an object (a scheduler state_dict)")
-    return request, ResumePoint(step=data["resume_step"], restored=data["restored"], target=target)
+        raise NemoResumeError(f"{where}: not strict JSON ({exc}); {REWRITE}") from None
+    return plan_from_json(data, where)
 
 
-def _cosine_state_from_json(obj: Any, where: str) -> CosineState:
-    if not isinstance(obj, dict):
-        raise NemoResumeError(f"{where} must be an object with CosineState fields or null")
-    allowed = {"base_lrs", "min_lr", "max_steps", "warmup_steps", "constant_steps", "decay_steps"}
-    if set(obj) - allowed or not {"base_lrs", "min_lr", "max_steps"} <= set(obj):
-        raise NemoResumeError(f"{where} needs base_lrs, min_lr, max_steps (optional warmup_steps, constant_steps, decay_steps)")
-    base = obj["base_lrs"]
-    if not isinstance(base, list) or not base or not all(is_real(b) for b in base):
-        raise NemoResumeError(f"{where}.base_lrs must be a non-empty list of numbers")
-    if not is_real(obj["min_lr"]):
-        raise NemoResumeError(f"{where}.min_lr must be a number")
-    ints = {k: obj.get(k, 0) for k in ("max_steps", "warmup_steps", "constant_steps")}
-    for k, v in ints.items():
-        if not is_whole(v) or v < 0:
-            raise NemoResumeError(f"{where}.{k}={v} must be a whole number >= 0")
-    decay = obj.get("decay_steps")
-    if decay is not None and not is_whole(decay):
-        raise NemoResumeError(f"{where}.decay_steps={decay} must be a whole number or null")
-    return CosineState(
-        base_lrs=tuple(float(b) for b in base), min_lr=float(obj["min_lr"]), decay_steps=decay, **ints
-    )
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def validate_resume(resume: ResumePoint, groups: int, max_steps: int) -> None:

@@ -44,8 +44,8 @@ def _check(plan: ResumePlan, max_jump: float) -> CheckResult:
             # shaped like the checkpoint's groups (megatron-core's weight-decay split adds some)
             request = request.for_groups(plan.restored.get("base_lrs") or [])
         return check_schedule(request, resume=resume, max_jump=max_jump)
-    if plan.mode == MODE_RESUME and plan.saved is not None:
-        restored = {**plan.saved.to_json(), "last_epoch": plan.resume_step}
+    restored = plan.restored_state
+    if plan.mode == MODE_RESUME and plan.saved is not None and restored is not None:
         resume = ResumePoint(plan.resume_step, restored, plan.target, jump_chosen_by(plan.decision))
     return check_schedule(plan.config_state(), resume=resume, max_jump=max_jump)
 

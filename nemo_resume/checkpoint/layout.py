@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nemo_resume.constants import (
@@ -43,12 +43,15 @@ class CheckpointLocation:
         format: ``megatron-dist``, ``lightning-ckpt`` or ``unknown`` (nothing usable on disk).
         context_dir: the ``context/`` folder holding ``io.json``, if there is one.
         layout_reasons: why the tree alone makes it unusable (dangling link, context only, ...).
+        companion_of: for a context-only ``-last`` folder NeMo normally leaves behind, the checkpoint
+            that holds its save or replaced it (see :func:`_with_companions`); None otherwise.
     """
 
     path: Path
     format: str
     context_dir: Path | None = None
     layout_reasons: tuple[str, ...] = ()
+    companion_of: Path | None = None
 
     @property
     def unfinished_marker(self) -> Path:
@@ -67,6 +70,11 @@ class CheckpointLocation:
         except (OSError, RuntimeError):
             return None
         return Path(str(target).removesuffix(CKPT_EXTENSION) + UNFINISHED_SUFFIX)
+
+    @property
+    def is_context_only(self) -> bool:
+        """A folder with ``context/`` but neither ``weights/`` nor a ``.ckpt`` beside it: nothing to load."""
+        return self.format == FORMAT_UNKNOWN and self.context_dir is not None
 
     @property
     def is_last_link(self) -> bool:
@@ -160,46 +168,92 @@ def _orphan_markers(folder: Path, names: list[str], found: set[str]) -> list[Che
     return out
 
 
+def _cut_short(loc: CheckpointLocation) -> bool:
+    """An ``-unfinished`` marker says a save or removal of ``loc`` (or of its link target) never finished."""
+    return any(m is not None and m.exists() for m in (loc.unfinished_marker, loc.target_unfinished_marker))
+
+
+def _with_companions(here: list[CheckpointLocation]) -> list[CheckpointLocation]:
+    """One folder's checkpoints, each context-only ``-last`` folder NeMo normally leaves there marked
+    with the checkpoint it belongs to (``companion_of``).
+
+    nl.ModelCheckpoint writes ``context/`` into ``ckpt_to_dir(path)`` for every save, ``-last`` ones
+    included, and removes a replaced ``-last`` with ``trainer.strategy.remove_checkpoint``. MegatronStrategy
+    deletes the whole folder; Lightning's strategies delete only the ``.ckpt`` file, so ``NAME-last/context``
+    stays (and ``save_last="link"`` on them links ``NAME-last`` to the context folder of ``NAME.ckpt``).
+    So a context-only ``NAME-last`` folder is such a companion, holding nothing to load and having lost
+    nothing, exactly when: no ``-unfinished`` marker says a save or removal of it (or of its link target)
+    was cut short, and this folder holds a Lightning ``.ckpt`` that is either its twin ``NAME.ckpt`` (the
+    same save) or a ``-last`` at a later step (the one that replaced it). Anything else context-only,
+    including one beside Megatron ``weights/`` checkpoints (which never leave one), stays incomplete.
+    """
+    ckpts = [loc for loc in here if loc.format == FORMAT_LIGHTNING]
+    by_name = {loc.path.name.removesuffix(CKPT_EXTENSION): loc.path for loc in ckpts}
+    lasts = sorted((loc.step_from_name, loc.path) for loc in ckpts if loc.is_last_link and loc.step_from_name is not None)
+    out = []
+    for loc in here:
+        if loc.is_context_only and loc.is_last_link and not _cut_short(loc):
+            step = loc.step_from_name
+            replaced_by = next((p for s, p in lasts if step is not None and s > step), None)
+            loc = replace(loc, companion_of=by_name.get(loc.path.name.removesuffix(LAST_SUFFIX)) or replaced_by)
+        out.append(loc)
+    return out
+
+
+def _in_folder(folder: Path, dirnames: list[str], filenames: list[str]) -> tuple[list[CheckpointLocation], list[str]]:
+    """The checkpoints among one folder's entries, and the subfolders still to search."""
+    found: list[CheckpointLocation] = []
+    keep, here = [], set()
+    for name in sorted(dirnames):
+        sub = folder / name
+        if not os.access(sub, os.R_OK | os.X_OK):
+            found.append(CheckpointLocation(sub, FORMAT_UNKNOWN, None, ("permission denied: cannot read this folder",)))
+            here.add(name)
+            continue
+        loc = _classify_dir(sub)
+        if loc is not None:
+            found.append(loc)
+            here.add(name)
+        elif name not in (WEIGHTS_DIR, CONTEXT_DIR) and not sub.is_symlink():
+            keep.append(name)  # a link to a checkpoint (save_last="link") is reported, never walked through
+    for name in sorted(filenames):
+        f = folder / name
+        problem = _link_problem(f)
+        if problem and (LAST_SUFFIX in name or name.endswith(CKPT_EXTENSION)):
+            found.append(CheckpointLocation(f, FORMAT_UNKNOWN, None, (problem,)))
+            here.add(name)
+        elif name.endswith(CKPT_EXTENSION) and not problem:
+            found.append(_lightning(f))
+            here.add(name)
+    found.extend(_orphan_markers(folder, sorted(filenames), here | set(dirnames)))
+    return _with_companions(found), keep
+
+
 def _walk(root: Path) -> list[CheckpointLocation]:
     found: list[CheckpointLocation] = []
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-        folder = Path(dirpath)
-        keep, here = [], set()
-        for name in sorted(dirnames):
-            sub = folder / name
-            if not os.access(sub, os.R_OK | os.X_OK):
-                found.append(CheckpointLocation(sub, FORMAT_UNKNOWN, None, ("permission denied: cannot read this folder",)))
-                here.add(name)
-                continue
-            if sub.is_symlink():
-                # A link to a checkpoint (save_last="link"): report it, never walk through it.
-                loc = _classify_dir(sub)
-                if loc is not None:
-                    found.append(loc)
-                    here.add(name)
-                continue
-            loc = _classify_dir(sub)
-            if loc is not None:
-                found.append(loc)
-                here.add(name)
-            elif name not in (WEIGHTS_DIR, CONTEXT_DIR):
-                keep.append(name)
-        for name in sorted(filenames):
-            f = folder / name
-            problem = _link_problem(f)
-            if problem and (LAST_SUFFIX in name or name.endswith(CKPT_EXTENSION)):
-                found.append(CheckpointLocation(f, FORMAT_UNKNOWN, None, (problem,)))
-                here.add(name)
-            elif name.endswith(CKPT_EXTENSION) and not problem:
-                found.append(_lightning(f))
-                here.add(name)
-        found.extend(_orphan_markers(folder, sorted(filenames), here | set(dirnames)))
-        dirnames[:] = keep
+        here, dirnames[:] = _in_folder(Path(dirpath), dirnames, filenames)
+        found.extend(here)
     if errors and not found:
         exc = errors[0]
         raise NemoResumeError(f"cannot read {exc.filename}: {exc.strerror}; check its permissions")
     return found
+
+
+def _as_in_its_folder(loc: CheckpointLocation) -> CheckpointLocation:
+    """A single context-only ``-last`` folder judged with its siblings, as a walk of its folder judges it."""
+    if not (loc.is_context_only and loc.is_last_link):
+        return loc
+    folder = loc.path.parent
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return loc
+    dirs = {e.name for e in entries if _is_dir(Path(e.path))}
+    here, _ = _in_folder(folder, sorted(dirs), [e.name for e in entries if e.name not in dirs])
+    twin = next((sib for sib in here if sib.path.name == loc.path.name), loc)
+    return replace(loc, companion_of=twin.companion_of)
 
 
 def find_checkpoints(path: Path | str) -> list[CheckpointLocation]:
@@ -217,7 +271,7 @@ def find_checkpoints(path: Path | str) -> list[CheckpointLocation]:
         raise NemoResumeError(f"{path}: no such file or directory; pass a checkpoint or run folder")
     single = _locate_single(path)
     if single is not None:
-        return [single]
+        return [_as_in_its_folder(single)]
     if path.is_file():
         raise NemoResumeError(
             f"{path}: not a checkpoint (expected a .ckpt file, a checkpoint folder with weights/, or a run folder)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from nemo_resume.cli.common import EXIT_BAD_INPUT, EXIT_OK
+from nemo_resume.cli.common import EXIT_BAD_INPUT, EXIT_OK, run_cli
 
 # Each subcommand's module, imported only when chosen.
 COMMANDS = {
@@ -33,8 +33,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         what = f"unknown command {argv[0]!r}" if argv else "no command given"
         print(f"nemo-resume: error: {what}; choose one of {', '.join(COMMANDS)} (--help says what each does)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:], prog=prog or f"nemo-resume {argv[0]}")
+    name = prog or f"nemo-resume {argv[0]}"
+    # imported inside run_cli: a light install (no NeMo extra) gets one line, not a traceback
+    module = run_cli(name, lambda: importlib.import_module(COMMANDS[argv[0]][0]))
+    if isinstance(module, int):
+        return module
+    return module.main(argv[1:], prog=name)
 
 
 __all__ = ["COMMANDS", "main"]

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, parser, run_cli
+from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, parse_args, parser, run_cli
+from nemo_resume.cli.report import stdout_console
 from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT
 from nemo_resume.inspection import Inspection, inspect_path
 from nemo_resume.recipes.launch import Prepared, prepare, smoke
@@ -223,12 +224,10 @@ def run_demo(out_dir: Path, *, console: Any = None) -> DemoResult:
 
 def main(argv: list[str] | None = None, prog: str = "make demo") -> int:
     def body() -> int:
-        from rich.console import Console
-
         p = parser(prog, __doc__.splitlines()[0], "example:\n  make demo   # or: python scripts/demo.py --out demo-out")
         p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (replaced; default: %(default)s)")
-        args = p.parse_args(argv)
-        console = Console()
+        args = parse_args(p, argv)
+        console = stdout_console()
         t0 = time.perf_counter()
         with console.status("running the demo (NeMo's logs go to demo-out/nemo.log)"):
             result = run_demo(args.out, console=console)

@@ -5,7 +5,7 @@ Imports neither torch nor NeMo, and runs no code from the checkpoint.
 
 from __future__ import annotations
 
-from nemo_resume.cli.common import EXIT_OK, OneLineParser, parser, print_json, run_cli
+from nemo_resume.cli.common import EXIT_OK, OneLineParser, parse_args, parser, print_json, run_cli
 from nemo_resume.cli.report import render_inspection
 from nemo_resume.inspection import inspect_path
 
@@ -25,7 +25,7 @@ def build_parser(prog: str) -> OneLineParser:
 
 def main(argv: list[str] | None = None, prog: str = "nemo-resume inspect") -> int:
     def body() -> int:
-        args = build_parser(prog).parse_args(argv)
+        args = parse_args(build_parser(prog), argv)
         result = inspect_path(args.path)
         if args.json:
             print_json(result.to_json())

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from nemo_resume.cli.common import EXIT_OK, EXIT_PROBLEM, OneLineParser, parser, print_json, run_cli
+from nemo_resume.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    OneLineParser,
+    parse_args,
+    parser,
+    print_json,
+    run_cli,
+    strict_json,
+)
 from nemo_resume.cli.report import render_plan
+from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import plan_resume
 from nemo_resume.planning.choice import default_resume
 from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
+from nemo_resume.planning.plan_file import plan_to_json
 from nemo_resume.schedules.flags import add_schedule_args, request_from_args
 
 EPILOG = """examples:
@@ -32,21 +44,30 @@ def build_parser(prog: str) -> OneLineParser:
                    help="start from the newest weights-only checkpoint with a fresh optimizer and schedule")
     add_schedule_args(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    p.add_argument("-o", "--output", type=Path, help="also write the plan JSON here (for scripts/check_schedule.py --plan)")
+    p.add_argument("-o", "--output", type=Path, help="also write the plan file here, for `nemo-resume check --plan FILE` (docs/plan.md)")
     return p
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    """``-o FILE``: the plan file ``check --plan FILE`` reads (strict JSON: a number that is not finite is null)."""
+    try:
+        path.write_text(json.dumps(strict_json(doc), indent=2, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise NemoResumeError(f"-o {path}: cannot write ({exc.strerror or exc}); give a writable path") from None
 
 
 def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
     def body() -> int:
-        args = build_parser(prog).parse_args(argv)
+        args = parse_args(build_parser(prog), argv)
         resume = args.resume or default_resume(Path(args.run))
         # keep: the checkpoint's schedule wins, so a request it overrides is listed, not refused
         request = request_from_args(args, checked=args.lr_policy != "keep")
         plan = plan_resume(args.run, request, resume=resume, policy=args.lr_policy,
                            restart_from_weights=args.restart_from_weights, max_jump=args.max_jump)
+        doc = plan_to_json(plan)
         if args.output:
-            args.output.write_text(json.dumps(plan.to_json(), indent=2) + "\n")
-        print_json(plan.to_json()) if args.json else render_plan(plan)
+            _write(args.output, doc)
+        print_json(doc) if args.json else render_plan(plan)
         return EXIT_OK if plan.ok else EXIT_PROBLEM
 
     return run_cli(prog, body)

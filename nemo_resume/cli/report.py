@@ -5,64 +5,119 @@ Library code never imports this module: results are plain data with ``to_json()`
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nemo_resume.cli.common import fmt_lr
 
 if TYPE_CHECKING:  # types only: `inspect` must not import numpy, torch or NeMo to render
+    from rich.console import Console
+    from rich.text import Text
+
     from nemo_resume.check import CheckResult
-    from nemo_resume.inspection import Inspection
+    from nemo_resume.inspection import InspectedCheckpoint, Inspection
     from nemo_resume.planning import ResumePlan
 
 
-def render_inspection(result: Inspection) -> None:
-    """The human report: one table row per checkpoint, then each problem in plain words."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+def _exact(x: float | None) -> str:
+    """A value as Python reads it back: the inspector must tell an LR from a min_lr that rounds alike."""
+    return "-" if x is None else repr(x)
 
-    console = Console()
-    table = Table(title="NeMo checkpoints", show_lines=False)
-    for col in ("step", "format", "complete", "LR per group", "sched min_lr", "sched max_steps", "warmup", "optim", "path"):
-        table.add_column(col)
+
+def _shown(path: Path, root: Path | None) -> str:
+    """``path`` relative to the inspected folder when under it (short enough for 80 columns), else its name."""
+    if root is not None and path != root and path.is_relative_to(root):
+        return str(path.relative_to(root))
+    return path.name or str(path)
+
+
+def _checkpoint_block(c: InspectedCheckpoint, shown: str, latest: bool) -> list[Text]:
+    """One checkpoint as short lines, each value whole (never cut to a column): where, state, LRs, problems."""
+    from rich.text import Text
+
+    s, sch = c.state, c.state.scheduler
+    lines = [Text.assemble(("> " if latest else "  ", "bold"), f"step {'?' if s.step is None else s.step}  ",
+                           (shown, "bold"))]
+    optim = {True: "yes", False: "no", None: "unknown"}[s.has_optimizer_state]
+    lines.append(Text.assemble(f"    {s.location.format}, ", ("complete", "green") if s.complete else ("INCOMPLETE", "red"),
+                               f", optimizer state: {optim}"))
+    if s.lrs:
+        lines.append(Text("    LR per group: " + ", ".join(_exact(x) for x in s.lrs)))
+    if sch is not None:
+        fields = {"min_lr": sch.min_lr, "max_steps": sch.max_steps, "warmup_steps": sch.warmup_steps,
+                  "constant_steps": sch.constant_steps}
+        saved = ", ".join(f"{k} {_exact(v)}" for k, v in fields.items() if v is not None)
+        lines.append(Text("    scheduler: " + (saved or "no cosine fields")))
+    for p in c.problems:
+        style = {"error": "red", "warning": "yellow", "info": "blue"}[p.severity]
+        lines.append(Text.assemble("    ", (f"{p.severity.upper()} {p.code}", style), f" {shown}: {p.message}"))
+    return lines
+
+
+def _companions_note(companions: list[InspectedCheckpoint], root: Path | None) -> str:
+    """One line for NeMo's context-only ``-last`` folders: not checkpoints, not errors, nothing lost."""
+    why = ("NeMo keeps a -last save's context/ when its .ckpt is replaced, or links -last to one: "
+           "nothing to load, nothing lost, not an error")
+    if len(companions) == 1:
+        loc = companions[0].state.location
+        keeper = _shown(loc.companion_of, root) if loc.companion_of else "?"
+        return f"note: {_shown(loc.path, root)} holds only context/ ({why}); companion of {keeper}"
+    steps = sorted({c.state.step for c in companions if c.state.step is not None})
+    at = f" (steps {steps[0]}-{steps[-1]})" if steps else ""
+    return f"note: {len(companions)} context-only -last folders{at} not listed ({why}; --json: companion_of)"
+
+
+def stdout_console() -> Console:
+    """rich's Console on stdout, except that a reader closing the pipe (``inspect | head``) is not a failure.
+
+    rich's own handler exits 1 on a broken pipe, which turned a healthy report into an error; here the rest
+    of the report is dropped and the command's own exit code stands.
+    """
+    from rich.console import Console
+
+    class PipeSafeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return PipeSafeConsole()
+
+
+def render_inspection(result: Inspection) -> None:
+    """The human report, whole at any width and when piped: one short block per checkpoint (paths relative
+    to the inspected folder, every LR in full), a note for NeMo's context-only -last folders, then the verdict."""
+    from rich.text import Text
+
+    console = stdout_console()
     latest = result.latest
-    for c in result.checkpoints:
-        s = c.state
-        sch = s.scheduler
-        mark = "[green]yes[/]" if s.complete else "[red]no[/]"
-        table.add_row(
-            str(s.step) if s.step is not None else "?",
-            s.location.format,
-            mark,
-            ", ".join(fmt_lr(x) for x in s.lrs) or "-",
-            fmt_lr(sch.min_lr) if sch else "-",
-            str(sch.max_steps) if sch else "-",
-            str(sch.warmup_steps) if sch else "-",
-            {True: "yes", False: "[yellow]no[/]", None: "?"}[s.has_optimizer_state],
-            ("[bold]> [/]" if c is latest else "") + s.location.path.name,
-        )
-    console.print(table)
-    for c in result.checkpoints:
-        for p in c.problems:
-            style = {"error": "red", "warning": "yellow", "info": "blue"}[p.severity]
-            console.print(f"[{style}]{p.severity.upper()} {p.code}[/] {c.state.location.path.name}: {p.message}", soft_wrap=True)
+    listed = [c for c in result.checkpoints if not c.is_companion]
+    companions = [c for c in result.checkpoints if c.is_companion]
+    where = f" in {result.root}" if result.root is not None else ""
+    console.print(Text.assemble(("NeMo checkpoints", "bold"), f"{where}, by step (> marks the one to resume from):"),
+                  soft_wrap=True)
+    for c in listed:
+        for line in _checkpoint_block(c, _shown(c.state.location.path, result.root), c is latest):
+            console.print(line, soft_wrap=True)
+    if companions:
+        console.print(Text(_companions_note(companions, result.root), "blue"), soft_wrap=True)
     if result.mixed is not None:
-        console.print(f"[red]ERROR {result.mixed.code}[/] {escape(result.mixed.message)}", soft_wrap=True)
+        console.print(Text.assemble((f"ERROR {result.mixed.code}", "red"), f" {result.mixed.message}"), soft_wrap=True)
     if latest is None:
-        console.print("[red]No checkpoint here can be resumed from.[/]")
+        console.print(Text("No checkpoint here can be resumed from.", "red"))
     elif result.mixed is not None:
         console.print("[red]No automatic choice between runs:[/] pass --resume PATH to the planner.", soft_wrap=True)
     else:
-        console.print(f"Resume from (newest resumable, by step): [bold]{latest.state.location.path}[/]", soft_wrap=True)
+        console.print(Text.assemble("Resume from (newest resumable, by step): ", (str(latest.state.location.path), "bold")),
+                      soft_wrap=True)
 
 
 def render_plan(plan: ResumePlan) -> None:
     """The chosen checkpoint and why, the LR policy and its notes, the schedule at key steps, then the verdict."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     console.print(f"[bold]Checkpoint:[/] {plan.checkpoint or '(none: ' + plan.mode + ')'}", soft_wrap=True)
     console.print(f"  {plan.choice.why}", soft_wrap=True)
     for s in plan.choice.skipped:
@@ -90,10 +145,9 @@ def render_plan(plan: ResumePlan) -> None:
 
 def render_check(result: CheckResult) -> None:
     """The human report: key steps with each group's LR, every check, then the verdict."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     groups = len(result.request.base_lrs)
     table = Table(title=f"LR at key steps ({result.scheduler})")
     for col in ("step", "what", *(f"group {g}" for g in range(groups))):

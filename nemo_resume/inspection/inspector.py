@@ -24,6 +24,11 @@ class InspectedCheckpoint:
         s = self.state
         return s.complete and s.has_optimizer_state is True and not s.hostile_calls and s.step is not None
 
+    @property
+    def is_companion(self) -> bool:
+        """One of NeMo's context-only ``-last`` folders (checkpoint.layout): not a checkpoint, not an error."""
+        return self.state.location.companion_of is not None
+
     def to_json(self) -> dict[str, Any]:
         s = self.state
         loc = s.location
@@ -44,6 +49,7 @@ class InspectedCheckpoint:
             "unknown_pickle_calls": list(s.unknown_calls),
             "notes": list(s.notes),
             "problems": [p.to_json() for p in self.problems],
+            "companion_of": str(loc.companion_of) if loc.companion_of else None,
         }
 
 
@@ -54,6 +60,8 @@ class Inspection:
     checkpoints: tuple[InspectedCheckpoint, ...]
     # MIXED_RUNS when the checkpoints cannot all come from one run (nemo_resume.inspection.lineage)
     mixed: Problem | None = None
+    # the path inspected: reports name each checkpoint relative to it
+    root: Path | None = None
 
     @property
     def latest(self) -> InspectedCheckpoint | None:
@@ -94,4 +102,4 @@ def inspect_path(path: Path | str) -> Inspection:
         state = read_checkpoint(loc)
         found.append(InspectedCheckpoint(state, tuple(predict_problems(state))))
     found.sort(key=lambda c: (c.state.step if c.state.step is not None else -1, str(c.state.location.path)))
-    return Inspection(tuple(found), mixed_runs([c.state for c in found]))
+    return Inspection(tuple(found), mixed_runs([c.state for c in found]), Path(path))

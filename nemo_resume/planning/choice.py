@@ -17,6 +17,10 @@ from nemo_resume.errors import NemoResumeError
 from nemo_resume.inspection import InspectedCheckpoint, inspect_path
 from nemo_resume.inspection.problems import NO_OPTIMIZER_STATE
 
+#: ``--resume`` keywords; any other value is a checkpoint path.
+RESUME_AUTO, RESUME_NEVER = "auto", "never"
+RESUME_KEYWORDS = (RESUME_AUTO, RESUME_NEVER)
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -57,7 +61,9 @@ def _reason(c: InspectedCheckpoint) -> str:
 
 
 def _skipped(checkpoints: tuple[InspectedCheckpoint, ...]) -> tuple[Skipped, ...]:
-    return tuple(Skipped(str(c.state.location.path), _reason(c)) for c in checkpoints if not c.resumable)
+    # NeMo's context-only -last companions are not checkpoints: nothing was skipped there
+    return tuple(Skipped(str(c.state.location.path), _reason(c)) for c in checkpoints
+                 if not c.resumable and not c.is_companion)
 
 
 def _newer_weights_only(checkpoints, chosen: InspectedCheckpoint | None) -> InspectedCheckpoint | None:
@@ -76,9 +82,9 @@ def _newer_weights_only(checkpoints, chosen: InspectedCheckpoint | None) -> Insp
 def default_resume(run: Path) -> str:
     """``auto`` for a run folder, the path itself for one checkpoint (a .ckpt or a folder with weights/)."""
     try:
-        return "auto" if run.is_dir() and not (run / WEIGHTS_DIR).is_dir() else str(run)
+        return RESUME_AUTO if run.is_dir() and not (run / WEIGHTS_DIR).is_dir() else str(run)
     except OSError:  # an unreadable folder: the search reports it
-        return "auto"
+        return RESUME_AUTO
 
 
 def choose_checkpoint(run_dir: Path | str, resume: str) -> Choice:
@@ -87,9 +93,9 @@ def choose_checkpoint(run_dir: Path | str, resume: str) -> Choice:
     Raises:
         NemoResumeError: ``resume`` names a path that does not exist or is not a checkpoint.
     """
-    if resume == "never":
+    if resume == RESUME_NEVER:
         return Choice(None, "--resume never: starting from scratch, ignoring any checkpoint")
-    if resume != "auto":
+    if resume != RESUME_AUTO:
         result = inspect_path(resume)
         if len(result.checkpoints) != 1:
             raise NemoResumeError(

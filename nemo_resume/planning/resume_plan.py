@@ -43,8 +43,9 @@ class ResumePlan:
         resume_step: the checkpoint's step (0 for fresh and restore-weights).
         saved: the schedule the checkpoint would restore, if any (NeMo's CosineAnnealing).
         decision: the LR policy's outcome (resume mode only).
-        restored: for any other scheduler (``request.is_cosine`` False), the checkpoint's scheduler
-            ``state_dict`` fields a resume restores (``stages`` for a staged run).
+        restored: where :func:`keeps_saved_state` (any scheduler but NeMo's cosine, or a staged checkpoint), the
+            checkpoint's scheduler ``state_dict`` fields a resume restores (``stages`` for a staged run).
+        max_jump: the largest relative LR change at the resume step the plan was allowed (``--max-jump``).
     """
 
     request: ScheduleRequest
@@ -56,6 +57,7 @@ class ResumePlan:
     decision: Decision | None
     problems: tuple[Problem, ...]
     restored: dict[str, Any] | None = None
+    max_jump: float = MAX_LR_JUMP
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,14 @@ class ResumePlan:
         """Scheduler state the callback writes after the restore (None: leave it as restored)."""
         return self.decision.target if self.mode == MODE_RESUME and self.decision else None
 
+    @property
+    def restored_state(self) -> dict[str, Any] | None:
+        """The scheduler ``state_dict`` fields the resume restores (Lightning's ``load_state_dict``), for any
+        scheduler: the saved cosine with its ``last_epoch``, or ``restored``; None when nothing is restored."""
+        if self.restored is not None:
+            return dict(self.restored)
+        return {**self.saved.to_json(), "last_epoch": self.resume_step} if self.saved is not None else None
+
     def key_steps(self) -> list[int]:
         s, start, end = self.schedule, self.resume_step, self.request.max_steps
         steps = {start, start + 1, (start + end) // 2, end}
@@ -107,31 +117,6 @@ class ResumePlan:
         start, end = self.resume_step, self.request.max_steps
         steps = {start, end, *(b + k for b in boundaries(stages)[1:] for k in (-1, 0))}
         return [(t, staged_lrs(stages, base, t)) for t in sorted(x for x in steps if start <= x <= end)]
-
-    def to_json(self) -> dict[str, Any]:
-        d = self.decision
-        return {
-            "ok": self.ok,
-            "mode": self.mode,
-            "checkpoint": self.checkpoint,
-            "why": self.choice.why,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.choice.skipped],
-            "weights_only_option": str(self.choice.weights_only.state.location.path) if self.choice.weights_only else None,
-            "policy": d.policy if d else None,
-            "resume_step": self.resume_step,
-            "jump": d.jump if d else 0.0,
-            "notes": list(d.notes) if d else [],
-            "request": self.request.to_json(),
-            "restored": _state_json(self.saved, self.resume_step) if self.saved else None,
-            "target": _state_json(self.target, self.resume_step) if self.target else None,
-            **({"restored": self.restored} if self.restored is not None else {}),
-            "schedule": [[step, lrs] for step, lrs in self.schedule_points()],
-            "problems": [p.to_json() for p in self.problems],
-        }
-
-
-def _state_json(s: CosineState, last_epoch: int) -> dict[str, Any]:
-    return {**s.to_json(), "last_epoch": last_epoch}
 
 
 def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> ResumePlan:
@@ -175,6 +160,15 @@ def plan_resume(
     Raises:
         NemoResumeError: ``resume`` names something that is not a checkpoint.
     """
+    plan = _plan(run_dir, request, resume, policy, restart_from_weights, max_jump, validate)
+    return replace(plan, max_jump=max_jump)
+
+
+def _plan(
+    run_dir: Path | str, request: ScheduleRequest, resume: str, policy: str, restart_from_weights: bool,
+    max_jump: float, validate: bool,
+) -> ResumePlan:
+    """:func:`plan_resume`'s plan, before it records ``max_jump``."""
     choice = choose_checkpoint(run_dir, resume)
     keep_resume = policy == "keep" and not restart_from_weights and choice.checkpoint is not None
     if validate and not request.checked and not keep_resume:
@@ -194,7 +188,7 @@ def plan_resume(
     mismatch = _scheduler_mismatch(state.config.scheduler_class if state.config else None, request, path)
     if mismatch:
         return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (mismatch,))
-    if state.scheduler is not None and (not request.is_cosine or state.scheduler.stages):
+    if state.scheduler is not None and keeps_saved_state(request, bool(state.scheduler.stages)):
         return _resume_restored(request, choice, path, step, restored_fields(state.scheduler), policy)
     saved = cosine_state(state.scheduler) if state.scheduler else None
     if saved is None:
@@ -202,6 +196,12 @@ def plan_resume(
         return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (problem,))
     decision, problems = plan_schedule(saved, step, request, policy, max_jump)
     return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, problems)
+
+
+def keeps_saved_state(request: ScheduleRequest, saved_stages: bool) -> bool:
+    """The checkpoint's scheduler state continues as saved (``ResumePlan.restored``, no cosine plan): any
+    scheduler but NeMo's CosineAnnealing, and a staged checkpoint (``saved_stages``) whatever the request."""
+    return not request.is_cosine or saved_stages
 
 
 def plan_schedule(

@@ -10,6 +10,52 @@ from pathlib import Path
 
 from nemo_resume.errors import NemoResumeError
 
+#: The files NeMo's FineTuningDataModule reads from its ``dataset_root`` (training and validation splits).
+FINETUNE_FILES = ("training.jsonl", "validation.jsonl")
+#: A Megatron dataset prefix names these two files (NeMo's PreTrainingDataModule checks them the same way).
+MEGATRON_SUFFIXES = (".bin", ".idx")
+_SCAN_LINES, _MAX_RECORD_CHARS = 1000, 1 << 20
+
+
+def check_data(task: str, data: Path) -> None:
+    """``--data`` is what the task reads, checked before anything runs (a launch would fail on every worker).
+
+    Fine-tuning takes an instruction JSONL (its first record is read) or a FineTuningDataModule folder;
+    pre-training takes a Megatron dataset prefix (``PREFIX.bin`` + ``PREFIX.idx``).
+
+    Raises:
+        NemoResumeError: naming the path and what to pass instead.
+    """
+    if task == "pretrain":
+        stem = data.with_suffix("") if data.suffix in MEGATRON_SUFFIXES else data
+        missing = [str(stem) + s for s in MEGATRON_SUFFIXES if not Path(str(stem) + s).is_file()]
+        if missing:
+            raise NemoResumeError(f"--data {data}: {', '.join(missing)} not found; pass a Megatron dataset prefix "
+                                  "(the path without .bin/.idx, made by Megatron's preprocess_data.py)")
+        if stem != data:
+            raise NemoResumeError(f"--data {data}: pass the prefix {stem}, without {data.suffix}")
+        return
+    if data.is_dir():
+        missing = [f for f in FINETUNE_FILES if not (data / f).is_file()]
+        if missing:
+            raise NemoResumeError(f"--data {data}: a FineTuningDataModule folder needs {' and '.join(missing)}; "
+                                  "or pass an instruction JSONL file")
+        return
+    if not is_instruction_jsonl(data):
+        what = "does not exist" if not data.exists() else "is not a .jsonl file or a folder"
+        raise NemoResumeError(f"--data {data}: {what}; pass an instruction JSONL (instruction/input/output records) "
+                              "or a FineTuningDataModule folder")
+    with open(data, encoding="utf-8", errors="replace") as fh:  # one record, bounded: the conversion reads all
+        first = ""
+        for _ in range(_SCAN_LINES):
+            first = fh.readline(_MAX_RECORD_CHARS)
+            if not first or first.strip():
+                break
+    if not first.strip():
+        raise NemoResumeError(f"--data {data}: no record in its first {_SCAN_LINES} lines; "
+                              "expected instruction/input/output records")
+    _record(first, f"{data}: first record")
+
 
 def is_instruction_jsonl(path: Path | None) -> bool:
     return path is not None and path.suffix == ".jsonl" and path.is_file()

@@ -6,15 +6,16 @@ so a copied script can reorder or replace one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.check.result import CheckResult
-from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning import MODE_RESUME, ResumePlan
+from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
 from nemo_resume.recipes.options import RecipeOptions
+from nemo_resume.recipes.slurm import experiment_base_dir, slurm_executor
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,17 @@ class Prepared:
             return f"the schedule check fails at step {f.step} ({f.name}): {f.reason}"
         return None
 
+    @property
+    def headline(self) -> str:
+        """The plan's choice in one line: what the launch will start from, and why."""
+        plan = self.plan
+        if plan.mode == MODE_RESUME:
+            policy = f", --lr-policy {plan.decision.policy}" if plan.decision else ""
+            return f"resuming {plan.checkpoint} at step {plan.resume_step}{policy} ({plan.choice.why})"
+        if plan.mode == MODE_WEIGHTS:
+            return f"starting from the weights of {plan.checkpoint} with a fresh optimizer and schedule"
+        return f"starting from step 0: {plan.choice.why}"
+
 
 def prepare(opts: RecipeOptions) -> Prepared:
     """Plan the resume for ``opts`` and check it with NeMo's real scheduler (see plan_and_check)."""
@@ -48,26 +60,13 @@ def prepare(opts: RecipeOptions) -> Prepared:
 
 
 def executor(opts: RecipeOptions) -> Any:
-    """NeMo-Run's LocalExecutor (torchrun, one process per GPU) or SlurmExecutor."""
+    """NeMo-Run's LocalExecutor (torchrun, one process per GPU) or SlurmExecutor (nemo_resume.recipes.slurm:
+    nemo_resume packaged into the job, the job folder under ``--dir``)."""
     import nemo_run as run
 
     if opts.executor == "local":
         return run.LocalExecutor(ntasks_per_node=opts.gpus_per_node, launcher="torchrun")
-    s = opts.slurm
-    missing = [f"--{k}" for k in ("account", "partition") if not s.get(k)]
-    if missing:
-        raise NemoResumeError(f"--executor slurm needs {' and '.join(missing)}")
-    return run.SlurmExecutor(
-        account=s["account"],
-        partition=s["partition"],
-        time=s.get("time") or "04:00:00",
-        nodes=opts.num_nodes,
-        ntasks_per_node=opts.gpus_per_node,
-        gpus_per_node=opts.gpus_per_node,
-        container_image=s.get("container_image"),
-        container_mounts=list(s.get("mounts") or []),
-        tunnel=run.LocalTunnel(job_dir=str((opts.dir / "nemo_run").resolve())),
-    )
+    return slurm_executor(opts.slurm, dir=opts.dir, nodes=opts.num_nodes, gpus_per_node=opts.gpus_per_node)
 
 
 def to_yaml(recipe: Any) -> str:
@@ -85,18 +84,49 @@ def to_yaml(recipe: Any) -> str:
     return importlib.reload(nemo_run_yaml).YamlSerializer().serialize(recipe)
 
 
-def launch(recipe: Any, opts: RecipeOptions, *, dryrun: bool) -> None:
-    """Hand the recipe to NeMo-Run; with ``dryrun`` it prints the launch command and runs nothing."""
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """What NeMo-Run reports once the launched jobs end: the experiment, and each job that did not succeed."""
+
+    experiment_id: str
+    failed: tuple[str, ...] = ()  # "name: STATE"
+    home: str | None = None  # the Experiment's base_dir when not NeMo-Run's home (a Slurm launch)
+
+    @property
+    def logs_command(self) -> str:
+        """The command that shows the first job's log (NeMo-Run finds a Slurm run's experiment under ``home``)."""
+        env = f"NEMORUN_HOME={self.home} " if self.home else ""
+        return f"{env}nemo experiment logs {self.experiment_id} 0"
+
+
+def launch(recipe: Any, opts: RecipeOptions, *, dryrun: bool) -> LaunchOutcome:
+    """Hand the recipe to NeMo-Run and wait for it, as ``run.run`` does, but keep the outcome.
+
+    ``run.run`` returns nothing and NeMo-Run only logs a failed job as FAILED, so a script built on it
+    exits 0 after a crash. With ``dryrun`` it prints the launch command and runs nothing.
+    """
     import nemo_run as run
+    from torchx.specs.api import AppState
 
-    run.run(recipe, executor=executor(opts), name=opts.name, dryrun=dryrun, direct=False)
+    ex = executor(opts)
+    home = experiment_base_dir(ex, dryrun=dryrun)
+    with run.Experiment(opts.name, executor=ex, base_dir=home) as exp:
+        exp.add(recipe, name=opts.name, tail_logs=True)
+        if dryrun:
+            exp.dryrun()
+            return LaunchOutcome(exp._id, home=home)
+        exp.run(detach=False)
+    # Experiment.__exit__ waited for every job and recorded its final state (NeMo-Run has no public id getter).
+    failed = tuple(f"{job.id}: {job.state.name}" for job in exp.jobs if job.state != AppState.SUCCEEDED)
+    return LaunchOutcome(exp._id, failed, home)
 
 
-def smoke(opts: RecipeOptions, plan: ResumePlan):
+def smoke(opts: RecipeOptions, plan: ResumePlan, watchers: Sequence[Any] = ()):
     """The same schedule, checkpointing and resume plan on a tiny CPU model (nemo_resume.smoke).
 
     NeMo's scheduler, optimizer module, ModelCheckpoint, NeMoLogger and AutoResume are the real
     ones; the model and the strategy are not Megatron's (docs/smoke.md says what differs).
+    ``watchers`` only watch (a progress bar; see ``nemo_resume.smoke.train.train``).
     """
     from nemo_resume.callback import ResumeScheduleCallback
     from nemo_resume.schedules.scheduler_module import scheduler_module
@@ -113,4 +143,4 @@ def smoke(opts: RecipeOptions, plan: ResumePlan):
     )
     callbacks = [ResumeScheduleCallback.from_state(plan.target, plan.resume_step)] if plan.target else []
     resume_from = Path(plan.checkpoint) if plan.mode == MODE_RESUME and plan.checkpoint else None
-    return train(cfg, opts.dir, resume_from=resume_from, callbacks=callbacks)
+    return train(cfg, opts.dir, resume_from=resume_from, callbacks=callbacks, watchers=watchers)

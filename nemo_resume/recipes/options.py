@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,10 @@ from typing import Any, Literal
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError, OneLineParser
 from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
+from nemo_resume.recipes.data import check_data
+from nemo_resume.recipes.param_names import check_lr_mult_patterns
 from nemo_resume.recipes.save_steps import checkpoint_steps
+from nemo_resume.recipes.slurm import SlurmOptions, job_paths, packaging_note
 from nemo_resume.schedules.flags import add_schedule_args, given_flags
 from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
@@ -108,7 +112,7 @@ class RecipeOptions:
     resume: str = "auto"
     lr_policy: str = "auto"
     executor: str = "local"
-    slurm: dict[str, Any] = field(default_factory=dict)
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
     notes: tuple[str, ...] = ()
     schedule: str = "cosine"
     stages: tuple[Stage, ...] = ()
@@ -142,18 +146,66 @@ class RecipeOptions:
         )
 
 
+def _positive_int(text: str) -> int:
+    """A count that must be at least 1 (batch sizes, parallel sizes, nodes, GPUs, the checkpoint interval)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    """weight decay, Adam's eps, clip_grad (0 turns clipping off): a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
+def _beta(text: str) -> float:
+    """Adam's betas: 0 <= beta < 1 (torch.optim.Adam refuses anything else at the first step)."""
+    value = _non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be below 1")
+    return value
+
+
+
+def check_layout(opts: RecipeOptions) -> None:
+    """The parallel layout and batch sizes megatron-core accepts, checked before anything is built.
+
+    Raises:
+        NemoResumeError: the GPUs do not split into tensor x pipeline x context parallel groups, or the global
+            batch is not a whole number of micro-batches per data-parallel rank.
+    """
+    world, model = opts.num_nodes * opts.gpus_per_node, opts.tp * opts.pp * opts.cp
+    if world % model:
+        raise NemoResumeError(f"--tp {opts.tp} x --pp {opts.pp} x --cp {opts.cp} = {model} does not divide the "
+                              f"{world} GPUs (--num-nodes {opts.num_nodes} x --gpus-per-node {opts.gpus_per_node})")
+    dp = world // model
+    if opts.global_batch_size % (opts.micro_batch_size * dp):
+        raise NemoResumeError(f"--global-batch-size {opts.global_batch_size} is not a multiple of --micro-batch-size "
+                              f"{opts.micro_batch_size} x {dp} data-parallel ranks; megatron-core refuses it at start-up")
+
+
 def build_parser(task: Task, prog: str) -> OneLineParser:
     """The recipe scripts' flags (and the NeMo-Run factories'), with this task's defaults."""
     d = {**SHARED_DEFAULTS, **DEFAULTS[task]}
     p = OneLineParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
     g.add_argument("--size", choices=list(SIZES), default="0.5b")
-    g.add_argument("--peft", choices=["lora", "dora", "none"], default="lora" if task == "finetune" else "none")
+    if task == "finetune":  # pre-training trains every weight: no --peft (a given one is a usage error)
+        g.add_argument("--peft", choices=["lora", "dora", "none"], default="lora")
     g.add_argument("--data", type=Path, help="finetune: a FineTuningDataModule folder or a JSONL of "
                    "instruction/input/output records; pretrain: a Megatron dataset prefix. Default: NeMo's mock data")
-    g.add_argument("--seq-length", type=int, default=d["seq_length"])
-    g.add_argument("--global-batch-size", type=int, default=d["global_batch_size"])
-    g.add_argument("--micro-batch-size", type=int, default=d["micro_batch_size"])
+    for flag in ("seq_length", "global_batch_size", "micro_batch_size"):
+        g.add_argument("--" + flag.replace("_", "-"), type=_positive_int, default=d[flag])
     # None where the default depends on other flags (options_from_args resolves it and says so).
     g = add_schedule_args(
         p,
@@ -168,11 +220,12 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     )
     g.add_argument("--warmup-ratio", type=float, help="warmup as a fraction of --max-steps (instead of --warmup-steps)")
     for flag in ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad"):
-        g.add_argument("--" + flag.replace("_", "-"), type=float, default=d[flag])
+        g.add_argument("--" + flag.replace("_", "-"), type=_beta if flag.startswith("adam_beta") else _non_negative,
+                       default=d[flag])
     g = p.add_argument_group("parallelism and launch")
     for flag in ("tp", "pp", "cp", "num_nodes"):
-        g.add_argument("--" + flag.replace("_", "-"), type=int, default=1)
-    g.add_argument("--gpus-per-node", type=int, default=8)
+        g.add_argument("--" + flag.replace("_", "-"), type=_positive_int, default=1)
+    g.add_argument("--gpus-per-node", type=_positive_int, default=8)
     g.add_argument("--executor", choices=["local", "slurm"], default="local")
     for flag in ("account", "partition", "time", "container_image"):
         g.add_argument("--" + flag.replace("_", "-"), help="slurm executor")
@@ -180,7 +233,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g = p.add_argument_group("run folder, checkpoints and resume")
     g.add_argument("--dir", type=Path, default=Path("results"), help="log dir (default: %(default)s)")
     g.add_argument("--name", default=f"qwen25_{task}")
-    g.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="save every N steps")
+    g.add_argument("--checkpoint-every", type=_positive_int, default=d["checkpoint_every"], help="save every N steps")
     g.add_argument("--save-from-step", type=int, metavar="S", help="no checkpoint while the first S steps train "
                    "(then every --checkpoint-every; the end of training is always saved)")
     add_resume_args(g)
@@ -190,7 +243,9 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g.add_argument("--to-yaml", type=Path, help="write the NeMo-Run config as YAML")
     g.add_argument("--smoke", action="store_true", help="run this schedule and resume plan on a tiny CPU model")
     g.add_argument("--launch-anyway", action="store_true", help="launch even if the schedule check fails")
-    g.add_argument("--json", action="store_true", help="print the plan and check as JSON instead of tables")
+    g.add_argument("--json", action="store_true", help="print one JSON document (options, plan, check, outcome) on "
+                   "stdout; everything else goes to stderr")
+    g.add_argument("--verbose", action="store_true", help="show the third-party start-up messages nemo-resume hides")
     return p
 
 
@@ -213,12 +268,17 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
 
     Raises:
         NemoResumeError: flags that contradict each other, a --schedule NeMo cannot run
-            faithfully, or --lr-mult patterns with different multipliers.
+            faithfully, or --lr-mult patterns with different multipliers or matching no trainable parameter.
     """
     d = DEFAULTS[task]
     notes: list[str] = []
+    if args.data is not None:
+        check_data(task, args.data)
+    if args.dir.exists() and not args.dir.is_dir():
+        raise NemoResumeError(f"--dir {args.dir}: not a folder; pass the log folder that holds (or will hold) --name")
+    peft = args.peft if task == "finetune" else "none"
     stages = _staged(args, notes) if args.lr_stages else ()
-    lr = stages[0].lr if stages else args.lr if args.lr is not None else d["lr"] or PEFT_LR[args.peft]
+    lr = stages[0].lr if stages else args.lr if args.lr is not None else d["lr"] or PEFT_LR[peft]
     max_steps = args.max_steps if args.max_steps is not None else total_steps(stages) if stages else d["max_steps"]
     min_lr = args.min_lr
     if min_lr is None and stages:
@@ -234,10 +294,15 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
     elif warmup is None:
         # staged (warmups inside stages), constant and polynomial (no warmup in HF / NeMo's module): 0
         warmup = 0 if stages or args.schedule in ("constant", "polynomial") else d["warmup_steps"]
-    slurm = {k: getattr(args, k) for k in ("account", "partition", "time", "container_image")}
-    slurm["mounts"] = list(args.mount)
+    slurm = SlurmOptions(args.account, args.partition, args.time, args.container_image, tuple(args.mount))
+    log_dir, data, resume = args.dir, args.data, args.resume
+    if args.executor == "slurm":  # the job runs elsewhere: absolute paths it can reach, or a refusal
+        job = job_paths(slurm, dir=args.dir, data=args.data, resume=args.resume)
+        log_dir, data, resume = job.dir, job.data, job.resume
+        notes.extend((*job.notes, packaging_note(log_dir, args.name)))
     rules = tuple(parse_lr_mult(v) for v in args.lr_mult)
     lr_mult_plan(rules)  # one multiplier, or a refusal saying why NeMo takes one
+    check_lr_mult_patterns(rules, task, args.size, peft, args.pp)  # a pattern matching nothing: refused
     if args.save_from_step is not None:
         if args.save_from_step < 0:
             raise NemoResumeError(f"--save-from-step {args.save_from_step} must be a whole number >= 0")
@@ -245,17 +310,18 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         notes.append(f"--save-from-step {args.save_from_step} --checkpoint-every {args.checkpoint_every}: {len(steps)} "
                      f"checkpoints" + (f", step={steps[0]} ... step={steps[-1]}" if steps else " (and the one at the end)"))
     opts = RecipeOptions(
-        task=task, size=args.size, peft=args.peft, lr=lr, min_lr=min_lr, warmup_steps=warmup,
-        constant_steps=args.constant_steps, max_steps=max_steps, dir=args.dir, name=args.name,
-        data=args.data, seq_length=args.seq_length, global_batch_size=args.global_batch_size,
+        task=task, size=args.size, peft=peft, lr=lr, min_lr=min_lr, warmup_steps=warmup,
+        constant_steps=args.constant_steps, max_steps=max_steps, dir=log_dir, name=args.name,
+        data=data, seq_length=args.seq_length, global_batch_size=args.global_batch_size,
         micro_batch_size=args.micro_batch_size, tp=args.tp, pp=args.pp, cp=args.cp, num_nodes=args.num_nodes,
         gpus_per_node=args.gpus_per_node, checkpoint_every=args.checkpoint_every,
         weight_decay=args.weight_decay, adam_beta1=args.adam_beta1, adam_beta2=args.adam_beta2,
-        adam_eps=args.adam_eps, clip_grad=args.clip_grad, resume=args.resume, lr_policy=args.lr_policy,
+        adam_eps=args.adam_eps, clip_grad=args.clip_grad, resume=resume, lr_policy=args.lr_policy,
         executor=args.executor, slurm=slurm, notes=tuple(notes),
         schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
         decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step, max_jump=args.max_jump,
     )
+    check_layout(opts)
     module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2
     # The default cosine's notes on HF's shape (it decays to 0) are for those who asked for an HF name; what
     # --constant-steps makes NeMo run is said to everyone.

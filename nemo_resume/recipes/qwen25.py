@@ -7,6 +7,7 @@ A variant is made the torchtitan way: call :func:`qwen25_recipe` and edit the re
 
 # No `from __future__ import annotations`: NeMo-Run's CLI parses the factories' arguments
 # by their real annotation objects (a string annotation fails: "Unsupported type: str").
+import sys
 from typing import Any, Optional
 
 import fiddle as fdl
@@ -17,8 +18,9 @@ from nemo.collections import llm
 from nemo_resume.callback import ResumeScheduleCallback
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan, plan_resume
+from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
 from nemo_resume.recipes.data import dataset_root
+from nemo_resume.recipes.launch import prepare
 from nemo_resume.recipes.options import (
     SIZES,
     RecipeOptions,
@@ -29,6 +31,9 @@ from nemo_resume.recipes.options import (
 from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
 from nemo_resume.schedules.param_match import ParamNameMatch
 from nemo_resume.schedules.scheduler_module import scheduler_module
+
+#: The name `nemo llm finetune|pretrain --factory` knows the factories by.
+FACTORY = "nemo_resume_qwen25"
 
 
 def _stock_recipe(opts: RecipeOptions) -> run.Partial:
@@ -138,28 +143,42 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
 def _options(task: Task, **flags: Any) -> RecipeOptions:
     """RecipeOptions from keyword flags, through the scripts' own parser and defaults."""
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if v is not None]
-    return options_from_args(task, build_parser(task, f"nemo_resume_qwen25 ({task})").parse_args(argv))
+    return options_from_args(task, build_parser(task, f"{FACTORY} ({task})").parse_args(argv))
 
 
-@run.cli.factory(target=llm.finetune, name="nemo_resume_qwen25")
+def _factory_recipe(task: Task, **flags: Any) -> run.Partial:
+    """The scripts' plan and check, then their recipe; refused exactly where a script would refuse to launch.
+
+    NeMo's CLI has no ``--launch-anyway``: a factory never builds a run the planner would not vouch for
+    (no usable checkpoint, a refused policy, a schedule NeMo fails on), and says what it starts from.
+
+    Raises:
+        NemoResumeError: the one-line reason, as ``recipes/qwen25_*.py`` prints it.
+    """
+    prepared = prepare(_options(task, **flags))
+    if prepared.refusal:
+        raise NemoResumeError(f"{FACTORY}: refusing to build the {task} recipe: {prepared.refusal}")
+    print(f"{FACTORY}: {prepared.headline}", file=sys.stderr)
+    return qwen25_recipe(prepared.opts, prepared.plan)
+
+
+@run.cli.factory(target=llm.finetune, name=FACTORY)
 def nemo_resume_qwen25_finetune(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_finetune", peft: str = "lora",
     lr: Optional[float] = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
     max_jump: float = MAX_LR_JUMP,
 ) -> run.Partial:
     """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto."""
-    opts = _options("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
-                    warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
-    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request(), max_jump=opts.max_jump))
+    return _factory_recipe("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
+                           warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
 
 
-@run.cli.factory(target=llm.pretrain, name="nemo_resume_qwen25")
+@run.cli.factory(target=llm.pretrain, name=FACTORY)
 def nemo_resume_qwen25_pretrain(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_pretrain",
     lr: float = 3e-4, min_lr: Optional[float] = None, warmup_steps: int = 500, max_steps: int = 300_000,
     max_jump: float = MAX_LR_JUMP,
 ) -> run.Partial:
     """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto."""
-    opts = _options("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,
-                    warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
-    return qwen25_recipe(opts, plan_resume(opts.run_dir, opts.request(), max_jump=opts.max_jump))
+    return _factory_recipe("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,
+                           warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)

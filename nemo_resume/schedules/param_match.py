@@ -12,8 +12,9 @@ class ParamNameMatch(io.IOMixin):
     """``scale_lr_cond(name, param)``: True when ``name`` matches any of ``patterns`` (fnmatch, case-sensitive).
 
     megatron-core passes each trainable parameter's full name as its model chunk names it, e.g.
-    ``module.decoder.layers.3.self_attention.linear_qkv.adapter.linear_in.weight`` for a NeMo
-    LoRA adapter (no ``lora`` in it); start patterns with ``*``. As an IOMixin with a list of
+    ``module.module.decoder.layers.3.self_attention.linear_qkv.adapter.linear_in.weight`` for a NeMo
+    LoRA adapter in a bf16 recipe (NeMo's Float16Module adds the second ``module.``; no ``lora`` in
+    it); start patterns with ``*`` (nemo_resume.recipes.param_names lists the names). As an IOMixin with a list of
     strings for its argument, NeMo-Run and ``context/io.json`` hold it as plain data (a lambda
     would be cloudpickled, which ``load_context`` refuses).
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.cosine import CosineState
-from nemo_resume.schedules.lr_stages import Stage
+from nemo_resume.schedules.lr_stages import Stage, stages_from_json
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
 # --schedule names NeMo's CosineAnnealing runs: the planner's policies and the resume callback
@@ -27,6 +27,15 @@ def is_whole(v: Any) -> bool:
 def is_real(v: Any) -> bool:
     """An int or float that is not a bool."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# The JSON shape of the request fields the constructor does not validate itself (from_json checks them).
+_JSON_SHAPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr_mults": (lambda v: isinstance(v, list), "a list of numbers"),
+    "schedule": (lambda v: isinstance(v, str), "a string"),
+    "decay_steps": (lambda v: v is None or is_whole(v), "a whole number or null"),
+    "decay_type": (lambda v: v is None or isinstance(v, str), "a string or null"),
+}
 
 
 def validate_values(
@@ -176,6 +185,7 @@ class ScheduleRequest:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """Every field but ``checked`` (:meth:`from_json` reads it back); the optional ones only when set."""
         return {
             "lr": self.lr,
             "min_lr": self.min_lr,
@@ -185,5 +195,35 @@ class ScheduleRequest:
             "lr_mults": list(self.lr_mults),
             "schedule": self.schedule,
             **({"stages": [st.to_json() for st in self.stages]} if self.stages else {}),
-            **({"decay_steps": self.decay_steps, "decay_type": self.decay_type} if self.decay_steps is not None else {}),
+            **({"decay_steps": self.decay_steps} if self.decay_steps is not None else {}),
+            **({"decay_type": self.decay_type} if self.decay_type is not None else {}),
         }
+
+    @classmethod
+    def from_json(cls, obj: Any, *, where: str = "request", checked: bool = True) -> ScheduleRequest:
+        """The request :meth:`to_json` wrote: ``lr``, ``min_lr`` and ``max_steps`` required, the other fields
+        defaulting as in the constructor, every value validated as the constructor does (``checked=False``:
+        the check's "as given", a schedule NeMo would fail on included).
+
+        Raises:
+            NemoResumeError: not an object, a missing, unknown or mistyped field, or a refused value; the
+                message starts with ``where``.
+        """
+        names = {f.name: f for f in fields(cls) if f.name != "checked"}
+        if not isinstance(obj, dict):
+            raise NemoResumeError(f"{where} must be an object with the fields {sorted(names)}")
+        missing = [n for n, f in names.items() if f.default is MISSING and n not in obj]
+        unknown = sorted(set(obj) - set(names))
+        if missing or unknown:
+            what = f"missing {missing}" if missing else f"unknown field(s) {unknown}"
+            raise NemoResumeError(f"{where}: {what}; the fields are {sorted(names)}")
+        for name, (fits, shape) in _JSON_SHAPES.items():
+            if name in obj and not fits(obj[name]):
+                raise NemoResumeError(f"{where}.{name}={obj[name]!r} must be {shape}")
+        given = {**obj, "lr_mults": tuple(obj.get("lr_mults", ()))}
+        if "stages" in obj:
+            given["stages"] = stages_from_json(obj["stages"], f"{where}.stages")
+        try:
+            return cls(**given, checked=checked)
+        except NemoResumeError as exc:
+            raise NemoResumeError(f"{where}: {exc}") from None

@@ -309,7 +309,12 @@ def test_inconsistent_resume_points_are_refused_with_the_value_named(resume, mes
 
 
 def _write_plan(tmp_path, target=INCIDENT_TARGET, **over):
+    """The smallest hand-written plan file (docs/check.md): the incident resumed with smooth's target."""
     plan = {
+        "format": "nemo-resume-plan",
+        "version": 1,
+        "mode": "resume",
+        "policy": "smooth",
         "resume_step": 499,
         "restored": INCIDENT_RESTORED,
         "target": None if target is None else {"base_lrs": list(target.base_lrs), "min_lr": target.min_lr,
@@ -323,14 +328,14 @@ def _write_plan(tmp_path, target=INCIDENT_TARGET, **over):
 
 
 def test_load_plan_reads_request_restored_and_target(tmp_path):
-    request, resume = load_plan(_write_plan(tmp_path))
-    assert request.base_lrs == (1e-5,) and request.min_lr == 3e-5
-    assert resume.step == 499 and resume.target == INCIDENT_TARGET and resume.restored["last_epoch"] == 499
+    plan = load_plan(_write_plan(tmp_path))
+    assert plan.request.base_lrs == (1e-5,) and plan.request.min_lr == 3e-5
+    assert plan.resume_step == 499 and plan.target == INCIDENT_TARGET and plan.restored_state == INCIDENT_RESTORED
 
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{", "not JSON"), ("[]", "expected a JSON object"), ('{"resume_step": 1, "restored": {}}', "missing key 'request'")],
+    [("{", "not strict JSON"), ("[]", "expected a JSON object"), ('{"resume_step": 1, "restored": {}}', "not a nemo-resume plan file")],
 )
 def test_load_plan_refuses_broken_files_in_one_line(tmp_path, content, message):
     path = tmp_path / "plan.json"

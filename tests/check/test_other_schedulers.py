@@ -89,9 +89,9 @@ def test_refusals_exit_2_with_one_line_before_nemo_runs(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
-def test_a_plan_file_is_for_cosine_resumes_only(capsys):
+def test_a_plan_file_carries_its_own_schedule(capsys):
     assert main(["--plan", "plan.json", "--schedule", "linear"]) == 2
-    assert "--plan carries its own (cosine) request" in capsys.readouterr().err
+    assert "--plan carries its own request; drop --schedule" in capsys.readouterr().err
 
 
 def test_the_plot_names_the_module_it_checked(tmp_path, capsys):

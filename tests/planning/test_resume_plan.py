@@ -24,6 +24,9 @@ def test_auto_skips_weights_only_end_for_newest_full_checkpoint_and_offers_it(fi
     skipped = {Path(s.path).name: s.reason for s in plan.choice.skipped}
     assert "weights only" in skipped["smoke--step=300.ckpt"]
     assert plan.choice.weights_only is not None and plan.choice.weights_only.state.step == 300
+    # NeMo's context-only -last folders (smoke--step=100-last/ ...) are companions, not skipped checkpoints
+    assert (finished_run.checkpoint_dir / "smoke--step=100-last" / "context").is_dir()
+    assert not [name for name in skipped if name.endswith("-last")], skipped
 
 
 def test_restart_from_weights_uses_the_final_checkpoint_with_a_fresh_schedule(finished_run):

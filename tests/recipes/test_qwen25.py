@@ -91,16 +91,20 @@ def test_min_lr_zero_stays_zero():
 
 
 def test_incident_with_the_stock_min_lr_is_refused_before_anything_runs(tmp_path, capsys):
+    """min_lr above lr is bad input, as in `plan`: one line, exit 2; --launch-anyway runs it as NeMo would."""
     from nemo_resume.cli.recipe_cmd import run_script
 
-    code = run_script("pretrain", ["--size", "7b", "--lr", "1e-5", "--min-lr", "3e-5", "--dir", str(tmp_path),
-                                   "--dry-run", "--json"], prog="qwen25_pretrain.py")
+    argv = ["--size", "7b", "--lr", "1e-5", "--min-lr", "3e-5", "--dir", str(tmp_path), "--json"]
+    code = run_script("pretrain", [*argv, "--dry-run"], prog="qwen25_pretrain.py")
     captured = capsys.readouterr()
-    assert code == 1
-    out = json.loads(captured.out)
-    assert out["check"]["ok"] is False and out["check"]["failure"]["step"] == 501
-    assert "refusing to launch" in captured.err and "--min-lr" in captured.err
+    assert code == 2 and captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert "lr (1e-05) must be above min_lr (3e-05)" in line and "--min-lr" in line
     assert not (tmp_path / "qwen25_pretrain").exists()
+    # with --launch-anyway the check still shows where NeMo fails; --to-yaml builds it, nothing is launched
+    code = run_script("pretrain", [*argv, "--launch-anyway", "--to-yaml", str(tmp_path / "bad.yaml")], prog="p")
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["check"]["ok"] is False and out["check"]["failure"]["step"] == 501
 
 
 def test_resume_points_autoresume_at_the_planned_checkpoint_and_adds_the_callback(incident_run):
@@ -167,7 +171,8 @@ def test_dry_run_local_prints_config_plan_check_and_torchrun(tmp_path, capsys):
 
 def test_dry_run_slurm_prints_the_sbatch_script(tmp_path, capsys):
     code, out = _dry_run(tmp_path, capsys, "--executor", "slurm", "--account", "acct", "--partition", "batch",
-                         "--num-nodes", "2", "--container-image", "nvcr.io/nvidia/nemo:25.09")
+                         "--num-nodes", "2", "--container-image", "nvcr.io/nvidia/nemo:25.09",
+                         "--mount", f"{tmp_path}:{tmp_path}")
     assert code == 0
     assert "#SBATCH--account=acct" in out and "#SBATCH--nodes=2" in out and "#SBATCH--partition=batch" in out
     assert "--container-imagenvcr.io/nvidia/nemo:25.09" in out

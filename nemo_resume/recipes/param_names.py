@@ -1,0 +1,92 @@
+"""The trainable parameter names a NeMo Qwen2.5 recipe run hands ``scale_lr_cond``, so ``--lr-mult`` can be judged.
+
+megatron-core's ``_get_param_groups`` calls ``scale_lr_cond(name, param)`` for every parameter with
+``requires_grad``, ``name`` as the model chunk NeMo 2.7.3 hands it names it: megatron's DDP
+(``module.``) around the ``Float16Module`` that the recipes' ``bf16-mixed`` plugin wraps the model in
+(``module.``), so ``module.module.decoder.layers.3.mlp.linear_fc2.weight``. A glob matching none of
+them changes nothing, silently (``*lora*``: NeMo's adapters are ``...linear_qkv.adapter.linear_in.weight``).
+
+Where a name depends on something this module does not see, it keeps every form, so a pattern is
+only refused when no run of that ``--size``/``--peft`` could have it: the GPU runs use the Transformer
+Engine layer spec, whose layer norms are fused into ``linear_qkv``/``linear_fc1``
+(``layer_norm_weight``), the local spec has ``input_layernorm``/``pre_mlp_layernorm``; layer indices
+run over every layer (with pipeline stages each stage numbers its own from 0). Sources:
+``nemo/collections/llm/gpt/model/qwen2.py`` (layers, tied embeddings), ``nemo/collections/llm/peft/lora.py``
+and ``dora.py`` (default targets, ``ParallelLinearAdapter``'s ``linear_in``/``linear_out``, DoRA's
+``weight_magnitude``), ``nemo/lightning/pytorch/callbacks/peft.py`` (``AdapterWrapper.adapter``; ``PEFT``
+freezes the whole model first); ``tests/recipes/test_param_names.py`` holds the table to NeMo's classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+from nemo_resume.errors import NemoResumeError
+from nemo_resume.schedules.lr_mult import FLAG, LrMultRule
+
+PREFIX = "module.module."  # megatron DDP around Float16Module (bf16-mixed), as _get_param_groups sees them
+
+# --size -> num_layers of the Qwen25Config* the recipe builds.
+NUM_LAYERS: dict[str, int] = {"0.5b": 24, "1.5b": 28, "3b": 36, "7b": 28, "14b": 48, "32b": 64, "72b": 80}
+# share_embeddings_and_output_weights: the output layer has no weight of its own where one stage holds both.
+TIED_EMBEDDINGS = frozenset({"3b"})
+
+# LoRA()/DoRA() default target_modules, and the parameters each wrapped linear gains (the base is frozen).
+PEFT_TARGETS = ("linear_qkv", "linear_proj", "linear_fc1", "linear_fc2")
+ADAPTER_PARAMS: dict[str, tuple[str, ...]] = {
+    "lora": ("adapter.linear_in.weight", "adapter.linear_out.weight"),
+    "dora": ("adapter.linear_in.weight", "adapter.linear_out.weight", "adapter.weight_magnitude"),
+}
+_TARGET_PATHS = {"linear_qkv": "self_attention.linear_qkv", "linear_proj": "self_attention.linear_proj",
+                 "linear_fc1": "mlp.linear_fc1", "linear_fc2": "mlp.linear_fc2"}
+
+# One transformer layer's parameters (Qwen2: RMSNorm, QKV bias, no other bias), both layer specs.
+LAYER_PARAMS = (
+    "input_layernorm.weight",  # local spec
+    "self_attention.linear_qkv.layer_norm_weight",  # Transformer Engine spec
+    "self_attention.linear_qkv.weight",
+    "self_attention.linear_qkv.bias",
+    "self_attention.linear_proj.weight",
+    "pre_mlp_layernorm.weight",  # local spec
+    "mlp.linear_fc1.layer_norm_weight",  # Transformer Engine spec
+    "mlp.linear_fc1.weight",
+    "mlp.linear_fc2.weight",
+)
+# What each --peft trains, as a pattern to suggest and the word for it.
+_SUGGEST = {"lora": ("*adapter*", "LoRA adapters"), "dora": ("*adapter*", "DoRA adapters"),
+            "none": ("*linear_fc2*", "model's weights")}
+
+
+def trainable_names(size: str, peft: str, pp: int = 1) -> tuple[str, ...]:
+    """Every name ``scale_lr_cond`` may be called with in a run of ``size`` with ``peft`` (``none``: all weights)."""
+    layers = range(NUM_LAYERS[size])
+    if peft != "none":
+        return tuple(f"{PREFIX}decoder.layers.{i}.{_TARGET_PATHS[t]}.{p}"
+                     for i in layers for t in PEFT_TARGETS for p in ADAPTER_PARAMS[peft])
+    model = ["embedding.word_embeddings.weight", "decoder.final_layernorm.weight"]
+    if size not in TIED_EMBEDDINGS or pp > 1:  # with stages, the last one holds its own copy
+        model.append("output_layer.weight")
+    return tuple(f"{PREFIX}{n}" for n in (*model, *(f"decoder.layers.{i}.{p}" for i in layers for p in LAYER_PARAMS)))
+
+
+def check_lr_mult_patterns(rules: Sequence[LrMultRule], task: str, size: str, peft: str, pp: int) -> None:
+    """Refuse a ``--lr-mult`` pattern that no trainable parameter of this run matches: it would scale nothing.
+
+    Raises:
+        NemoResumeError: naming the pattern, a real name and a pattern that matches.
+    """
+    names = trainable_names(size, peft, pp)
+    run = f"--size {size} --peft {peft}" if task == "finetune" else f"--size {size} pre-training"
+    for rule in rules:
+        if any(fnmatchcase(n, rule.pattern) for n in names):
+            continue
+        suggest, what = _SUGGEST[peft]
+        anchored = "*" + rule.pattern.lstrip("*")  # e.g. module.decoder.* written without megatron's wrappers
+        if any(fnmatchcase(n, anchored) for n in names):
+            suggest = anchored
+        example = next(n for n in names if fnmatchcase(n, suggest))
+        raise NemoResumeError(
+            f"{FLAG} '{rule.spec}': matches no parameter a {run} run trains, so it would change nothing (the "
+            f"{what} are named like {example}); use e.g. {FLAG} '{suggest}={rule.mult:g}'"
+        )
