@@ -46,7 +46,7 @@ def build_parser(prog: str) -> OneLineParser:
     p.add_argument("--plan", metavar="FILE", help="check a plan `nemo-resume plan ... -o FILE` wrote (docs/check.md)")
     g = p.add_argument_group("or plan the resume here (as the recipes do) and check it")
     g.add_argument("--run", metavar="DIR", help="the run folder (or a checkpoint) to plan the resume against")
-    add_resume_args(g, when="with --run: ", resume_default=None)
+    add_resume_args(g, when="with --run: ", resume_default=None, policy_default=None)
     add_max_jump_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--plot", metavar="PNG", help="write a PNG of every group's LR over the horizon")
@@ -60,7 +60,8 @@ def _planned(args: argparse.Namespace) -> CheckResult:
     unchecked = request_from_args(args, checked=False)
     # as `plan RUN`: a path that is neither a run folder nor a checkpoint is refused, never checked as a fresh start
     resume = args.resume or default_resume(Path(args.run))
-    return plan_and_check(args.run, unchecked, resume=resume, policy=args.lr_policy, max_jump=args.max_jump)[1]
+    policy = args.lr_policy or "auto"
+    return plan_and_check(args.run, unchecked, resume=resume, policy=policy, max_jump=args.max_jump)[1]
 
 
 def _from_plan(args: argparse.Namespace) -> CheckResult:
@@ -87,6 +88,10 @@ def _checked(args: argparse.Namespace) -> CheckResult:
 def main(argv: list[str] | None = None, prog: str = "nemo-resume check") -> int:
     def body() -> int:
         args = parse_args(build_parser(prog), argv)
+        stray = [f for f, v in (("--resume", args.resume), ("--lr-policy", args.lr_policy)) if v is not None]
+        if stray and not args.run:
+            raise NemoResumeError(f"{' and '.join(stray)} apply with --run DIR only (a --plan file carries its own); "
+                                  "add --run, or drop them")
         result = _planned(args) if args.run else _from_plan(args) if args.plan else _checked(args)
         if args.plot:
             from nemo_resume.check.plot import write_plot

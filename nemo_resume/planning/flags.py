@@ -3,38 +3,40 @@
 
 from __future__ import annotations
 
-import math
+import argparse
 from typing import Any
 
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning.policy import POLICIES
+from nemo_resume.schedules.flags import non_negative
 
 
-def add_resume_args(group: Any, *, resume_default: str | None = "auto", when: str = "") -> None:
+def add_resume_args(
+    group: Any, *, resume_default: str | None = "auto", policy_default: str | None = "auto", when: str = ""
+) -> None:
     """Add ``--resume`` and ``--lr-policy`` to an argparse parser or group.
 
     Args:
         resume_default: ``auto``, or None where the command picks it from its path (``plan``).
+        policy_default: ``auto``, or None where a command must tell a given ``--lr-policy`` from none (``check``
+            refuses it without ``--run`` instead of ignoring it).
         when: a prefix for the help, e.g. ``"with --run: "`` where the flags only apply with another one.
     """
     default = "auto for a folder, the path itself for one checkpoint" if resume_default is None else resume_default
     group.add_argument("--resume", default=resume_default, metavar="auto|never|PATH",
                        help=f"{when}the newest resumable checkpoint by step, a fresh start, or the checkpoint at PATH "
                             f"(default: {default})")
-    group.add_argument("--lr-policy", choices=POLICIES, default="auto",
-                       help=f"{when}how the LR continues after the resume (default: %(default)s; docs/plan.md)")
+    group.add_argument("--lr-policy", choices=POLICIES, default=policy_default,
+                       help=f"{when}how the LR continues after the resume (default: auto; docs/plan.md)")
 
 
 def _fraction(text: str) -> float:
     """``--max-jump``'s value: a finite number >= 0 (bad input: one line, exit 2, as every command's)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise NemoResumeError(f"--max-jump {text} must be a finite number >= 0 (a fraction: 0.01 is 1%)")
-    return value
+        return non_negative(text)
+    except argparse.ArgumentTypeError:
+        raise NemoResumeError(f"--max-jump {text} must be a finite number >= 0 (a fraction: 0.01 is 1%)") from None
 
 
 def add_max_jump_arg(group: Any) -> None:

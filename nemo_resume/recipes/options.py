@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from nemo_resume.recipes.data import check_data
 from nemo_resume.recipes.param_names import check_lr_mult_patterns
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.recipes.slurm import SlurmOptions, job_paths, packaging_note
-from nemo_resume.schedules.flags import add_schedule_args, given_flags
+from nemo_resume.schedules.flags import add_schedule_args, given_flags, non_negative
 from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
@@ -157,24 +156,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> float:
-    """weight decay, Adam's eps, clip_grad (0 turns clipping off): a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
-
-
 def _beta(text: str) -> float:
     """Adam's betas: 0 <= beta < 1 (torch.optim.Adam refuses anything else at the first step)."""
-    value = _non_negative(text)
+    value = non_negative(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"{text} must be below 1")
     return value
-
 
 
 def check_layout(opts: RecipeOptions) -> None:
@@ -220,7 +207,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     )
     g.add_argument("--warmup-ratio", type=float, help="warmup as a fraction of --max-steps (instead of --warmup-steps)")
     for flag in ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad"):
-        g.add_argument("--" + flag.replace("_", "-"), type=_beta if flag.startswith("adam_beta") else _non_negative,
+        g.add_argument("--" + flag.replace("_", "-"), type=_beta if flag.startswith("adam_beta") else non_negative,
                        default=d[flag])
     g = p.add_argument_group("parallelism and launch")
     for flag in ("tp", "pp", "cp", "num_nodes"):

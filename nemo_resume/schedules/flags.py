@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,17 @@ from nemo_resume.schedules.request import STAGED, ScheduleRequest
 SCHEDULE_FLAGS = (
     "lr", "min_lr", "max_steps", "warmup_steps", "constant_steps", "lr_mult", "lr_stages", "decay_steps", "decay_type",
 )
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0 (NaN, infinity or a negative is bad input: one line, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
 
 
 def flag_name(dest: str) -> str:

@@ -109,3 +109,11 @@ def test_a_reader_closing_the_pipe_keeps_the_verdict(cmd, finished_run):
     piped = subprocess.run(["bash", "-o", "pipefail", "-c", " ".join(f"'{a}'" for a in argv) + " | true"],
                            capture_output=True, text=True, timeout=120)
     assert (piped.returncode, piped.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("flags", [["--lr-policy", "smooth"], ["--resume", "never"], ["--lr-policy", "auto"]])
+def test_check_refuses_resume_flags_it_would_ignore(flags, tmp_path, capsys):
+    """Regression: `check --plan FILE --lr-policy smooth` (or without --run at all) ignored the flag silently."""
+    assert main(["check", *SCHEDULE, *flags]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"nemo-resume check: error: {flags[0]} apply with --run DIR only")
