@@ -20,7 +20,6 @@ a goal that is missed is reported as missed (exit code 0); exit code 1 only when
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -47,6 +46,9 @@ from _common import (
     run_cold,
     summary,
 )
+
+from nemo_resume.cli.common import parse_args, parser, run_cli
+from nemo_resume.errors import NemoResumeError
 
 PY = sys.executable
 RECIPE = ROOT / "recipes" / "qwen25_finetune.py"
@@ -509,8 +511,11 @@ def write_report(path: Path, results: dict, mach: dict, fx: fx_mod.Fixtures, arg
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[2:]))
+    return run_cli("benchmarks/run.py", lambda: _main(argv))
+
+
+def _main(argv) -> int:
+    p = parser("benchmarks/run.py", __doc__.splitlines()[0], "\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--rounds", type=int, default=5, help="rounds per benchmark (default 5)")
     p.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmarks to run (default all: 1,2,3,4,5)")
     p.add_argument("--fixtures", type=Path, default=None,
@@ -519,10 +524,10 @@ def main(argv=None) -> int:
                    help=f"the report (default {DEFAULT_OUT.relative_to(ROOT)}; make bench: docs/benchmarks.md)")
     p.add_argument("--no-write", action="store_true", help="print the report instead of writing it")
     p.add_argument("--json", type=Path, default=None, help="also write every figure as JSON here")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if args.rounds < 1 or not only <= {"1", "2", "3", "4", "5"}:
-        p.error("--rounds must be >= 1 and --only a subset of 1,2,3,4,5")
+        raise NemoResumeError(f"--rounds {args.rounds} --only {args.only}: --rounds must be >= 1 and --only a subset of 1,2,3,4,5")
 
     argv_shown = sys.argv[1:] if argv is None else list(argv)
     cmdline = " ".join([".venv/bin/python benchmarks/run.py"] + [shlex.quote(a) for a in argv_shown])
