@@ -42,13 +42,56 @@ STEP_IN_NAME_RE = r"(?:^|[-_])step=(\d+)"
 FORMAT_MEGATRON = "megatron-dist"
 FORMAT_LIGHTNING = "lightning-ckpt"
 
-# A trainer-state pickle is kilobytes to a few MiB; refuse anything larger than this
-# rather than let a hostile or corrupt file exhaust memory.
+# Byte limits on every file read from a checkpoint (nemo_resume/checkpoint/bounded_read.py, torch_zip.py),
+# sized to real files: measured on the test fixtures, which tiny NeMo 2.7 / megatron-core 0.15 runs write
+# (tests/conftest.py), and scaled by what grows with the model. A file over its limit is one problem on its
+# checkpoint, never read.
+#
+# weights/.metadata, torch DCP's plain pickle: 24 KB in the fixture, 65 chunks at about 380 bytes each. It
+# grows with tensor chunks: a 72B model with the fully sharded distributed optimizer has an estimated
+# 120k (~50 MB).
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
-# torch.save stores data.pkl uncompressed; a compressed one inflating past this is refused unread.
-MAX_COMPRESSED_PICKLE_BYTES = 16 * 1024 * 1024
-# context/io.json and weights/metadata.json are kilobytes; never read one larger than this.
-MAX_JSON_BYTES = 64 * 1024 * 1024
+# data.pkl inside a torch.save zip (a Lightning .ckpt, weights/common.pt): 3.7 KB and 3.0 KB in the fixtures,
+# about 150 bytes per tensor, so 16 MiB holds 100k tensors (a 7B Lightning .ckpt with Adam holds ~1k).
+MAX_TORCH_PICKLE_BYTES = 16 * 1024 * 1024
+# The opcode walk that reads a pickle before anything is built (nemo_resume/checkpoint/safe_pickle.py):
+# - opcodes: 1.1k in the fixture .ckpt's data.pkl, 10.7k in the distributed optimizer's .metadata (65 chunks,
+#   about 165 opcodes each); the 72B model's estimated 120k chunks need about 20M. The walk costs about 1 us per
+#   opcode, so this also bounds its time (about 25 s).
+MAX_PICKLE_OPCODES = 25_000_000
+# - MARKs open at once: 6 in every real file (a state dict nests a handful of levels). 8 MiB of MARK opcodes
+#   once cost 600 MiB.
+MAX_PICKLE_MARKS = 100
+# - values waiting on the stack, all MARK levels together: 70 in data.pkl, 177 in .metadata; picklers batch
+#   SETITEMS/APPENDS by 1000, so a bigger state dict holds a few thousand.
+MAX_PICKLE_STACK = 100_000
+# - one tuple or call's elements, counting memo-shared parts once per reference (a crafted pickle can build
+#   2**64 from 64 levels of sharing; hashing it never finishes), and container nesting: real states hold a few
+#   dozen elements and 6 levels.
+MAX_PICKLE_TUPLE_ELEMENTS = 1_000_000
+MAX_PICKLE_NESTING = 1_000
+# - how far a memo index may run ahead of the opcodes read: picklers number entries 0, 1, 2, ... (0 in real
+#   files); CPython's unpickler sizes its memo table by the index, so LONG_BINPUT 2**28 once cost 4 GiB.
+MAX_PICKLE_MEMO_AHEAD = 1024
+# The other records torch reads from that zip (version, byteorder, .format_version, .storage_alignment,
+# .data/serialization_id): 1 to 40 bytes each.
+MAX_TORCH_RECORD_BYTES = 4 * 1024
+# The zip's central directory: 1.4 KB for the fixture .ckpt's 23 entries (62 bytes each); 4 MiB holds 67k
+# (a 72B model's Lightning .ckpt with Adam has ~3k) and reading them costs about 20 MiB.
+MAX_ZIP_CENTRAL_DIR_BYTES = 4 * 1024 * 1024
+# context/io.json is 12.7 KB in the fixtures (a full Qwen2.5 recipe's data and tokenizer config add an
+# estimated tens of KB) and weights/metadata.json 119 bytes. JSON costs up to 25 bytes of Python objects per byte of text
+# (a 33 MiB "[{},{},...]" took 900 MB), so this limit is also what bounds the memory: about 25 MB.
+MAX_JSON_BYTES = 1024 * 1024
+
+# How many folders below the path given the search goes: NeMo writes a checkpoint 4 levels below an experiment
+# root (<root>/<name>/<version>/checkpoints/<checkpoint>), so 32 leaves room for any tree of runs above it. A
+# deeper folder is reported (not searched), never the end of the command (a 1500-deep chain once overflowed
+# Python's stack).
+MAX_FOLDER_DEPTH = 32
+# The integers NeMo, Lightning and torch keep steps, epochs and sample counts in: int64. A saved integer
+# outside it (a pickle can hold 10**5000) is a problem on its checkpoint, never a number to compute with.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # NeMo's CosineAnnealing._get_lr (nemo/core/optim/lr_scheduler.py) raises this ValueError, after the
 # scheduler's repr, when a group's base LR is below min_lr after warmup: the incident's error.

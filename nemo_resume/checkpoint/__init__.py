@@ -3,6 +3,10 @@
 - ``layout``: finds checkpoints under a path (Megatron ``weights/`` + ``context/`` folders, ``.ckpt`` files);
 - ``integrity``: whether a ``weights/`` folder is complete;
 - ``safe_pickle``: ``torch.save`` files and DCP metadata read by a restricted unpickler;
+- ``torch_zip``: a ``torch.save`` zip read by torch's own reader rules (refused where torch would refuse or
+  read it differently);
+- ``bounded_read``: the one way a checkpoint file is opened: regular files only (``fstat`` after open), every
+  read bounded;
 - ``context``: the run's saved config from ``context/io.json``;
 - ``state``: one checkpoint's trainer state (:func:`read_checkpoint`).
 """

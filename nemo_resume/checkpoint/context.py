@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemo_resume.checkpoint.bounded_read import read_json
 from nemo_resume.constants import IO_JSON, MAX_JSON_BYTES
 
 # Path suffixes (after "<root>") for each value, most specific first. Megatron's
@@ -107,16 +108,17 @@ def _find(table: dict[str, Any], suffixes: tuple[str, ...], kind: type | tuple[t
 def read_saved_config(context_dir: Path) -> SavedConfig | None:
     """The explicit optimizer, scheduler and trainer values in ``context/io.json``.
 
-    Returns None when there is no io.json. Raises ValueError when it is not fiddle JSON.
+    Returns None when there is no io.json.
+
+    Raises:
+        RefusedFile: not a regular file, or over ``MAX_JSON_BYTES`` (:mod:`nemo_resume.checkpoint.bounded_read`).
+        ValueError: it is not fiddle JSON.
     """
     path = context_dir / IO_JSON
     if not path.exists():
         return None
-    size = path.stat().st_size
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"context/{IO_JSON} is {size} bytes; not read (a real one is kilobytes)")
     try:
-        doc = json.loads(path.read_text())
+        doc = read_json(path, MAX_JSON_BYTES)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"context/{IO_JSON} is not valid JSON ({exc})") from exc
     except RecursionError as exc:

@@ -7,12 +7,19 @@ it, so comparing those ranges with the files' sizes finds both cases without rea
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nemo_resume.checkpoint.safe_pickle import Opaque, Unpickled, UnreadablePickle, read_pickle_file
+from nemo_resume.checkpoint.bounded_read import RefusedFile, read_json
+from nemo_resume.checkpoint.safe_pickle import (
+    Opaque,
+    Unpickled,
+    UnreadablePickle,
+    UnsafeGlobal,
+    UnsafePickle,
+    read_pickle_file,
+)
 from nemo_resume.constants import (
     COMMON_PT,
     DCP_METADATA,
@@ -28,11 +35,10 @@ def _backend_problem(weights: Path) -> str | None:
     if not path.exists():
         return f"weights/{METADATA_JSON} is missing (the save never finished)"
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            return f"weights/{METADATA_JSON} is {size} bytes; not read (megatron-core writes a few hundred)"
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        meta = read_json(path, MAX_JSON_BYTES)
+    except RefusedFile as exc:
+        return f"weights/{METADATA_JSON} is unreadable ({exc})"
+    except (OSError, ValueError, RecursionError) as exc:
         return f"weights/{METADATA_JSON} is unreadable ({type(exc).__name__})"
     backend = meta.get("sharded_backend") if isinstance(meta, dict) else None
     if backend not in KNOWN_SHARDED_BACKENDS:
@@ -46,6 +52,8 @@ class WeightsReport:
 
     problems: tuple[str, ...]
     keys: frozenset[str] = frozenset()
+    # Globals .metadata names that torch DCP's read_metadata (a plain pickle.load) would import or call.
+    unsafe_globals: tuple[UnsafeGlobal, ...] = ()
 
     @property
     def has_optimizer_state(self) -> bool:
@@ -107,6 +115,7 @@ def inspect_weights(weights: Path) -> WeightsReport:
         return WeightsReport(("weights/ is not readable (permission denied)",))
     problems: list[str] = []
     keys: frozenset[str] = frozenset()
+    unsafe: tuple[UnsafeGlobal, ...] = ()
     backend = _backend_problem(weights)
     if backend:
         problems.append(backend)
@@ -122,6 +131,8 @@ def inspect_weights(weights: Path) -> WeightsReport:
         keys = _stored_keys(metadata)
     except OSError as exc:
         problems.append(f"weights/{DCP_METADATA} is unreadable ({exc.strerror})")
+    except UnsafePickle as exc:
+        unsafe = tuple(replace(g, file=f"weights/{DCP_METADATA}") for g in exc.found)
     except UnreadablePickle as exc:
         problems.append(f"weights/{DCP_METADATA} is corrupt: {exc}")
-    return WeightsReport(tuple(problems), keys)
+    return WeightsReport(tuple(problems), keys, unsafe)

@@ -3,7 +3,8 @@
 AutoResume looks one level deep and picks by file time; users point at the experiment root,
 a version folder, ``checkpoints/``, one checkpoint, its ``weights/`` or a Lightning ``.ckpt``.
 This module turns any of those into a list of :class:`CheckpointLocation`, reading only
-directory entries (never file contents) and never following links out of the walk.
+directory entries (never file contents), never following links out of the walk, and never recursing
+(a folder chain deeper than Python's stack is just another folder, reported below ``MAX_FOLDER_DEPTH``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from nemo_resume.constants import (
     DCP_METADATA,
     FORMAT_LIGHTNING,
     FORMAT_MEGATRON,
+    INT64_MAX,
     LAST_SUFFIX,
+    MAX_FOLDER_DEPTH,
     METADATA_JSON,
     STEP_IN_NAME_RE,
     UNFINISHED_SUFFIX,
@@ -82,8 +85,10 @@ class CheckpointLocation:
 
     @property
     def step_from_name(self) -> int | None:
+        """The ``step=N`` in the name; None without one, or when no int64 holds it (NeMo could not have written it)."""
         m = _STEP_RE.search(self.path.name)
-        return int(m.group(1)) if m else None
+        step = int(m.group(1)) if m else None
+        return step if step is not None and step <= INT64_MAX else None
 
     @property
     def consumed_samples_from_name(self) -> float | None:
@@ -229,15 +234,55 @@ def _in_folder(folder: Path, dirnames: list[str], filenames: list[str]) -> tuple
     return _with_companions(found), keep
 
 
+def _entries(folder: Path) -> tuple[list[str], list[str]]:
+    """A folder's subfolder names and other names, as ``os.walk`` splits them (a link to a folder is a folder).
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    dirs: list[str] = []
+    files: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(entry.name)
+    return dirs, files
+
+
+def _too_deep(folder: Path) -> CheckpointLocation:
+    return CheckpointLocation(
+        folder,
+        FORMAT_UNKNOWN,
+        None,
+        (f"folders nest deeper than {MAX_FOLDER_DEPTH} levels below the path given: not searched; "
+         "point nemo-resume at a folder nearer the checkpoints",),
+    )
+
+
 def _walk(root: Path) -> list[CheckpointLocation]:
+    """Every checkpoint under ``root``, folder by folder from a stack (no recursion), down to ``MAX_FOLDER_DEPTH``."""
     found: list[CheckpointLocation] = []
     errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-        here, dirnames[:] = _in_folder(Path(dirpath), dirnames, filenames)
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            dirnames, filenames = _entries(folder)
+        except OSError as exc:
+            errors.append(exc)
+            continue
+        here, keep = _in_folder(folder, dirnames, filenames)
         found.extend(here)
+        if depth < MAX_FOLDER_DEPTH:
+            stack.extend((folder / name, depth + 1) for name in reversed(keep))
+        else:
+            found.extend(_too_deep(folder / name) for name in keep)
     if errors and not found:
-        exc = errors[0]
-        raise NemoResumeError(f"cannot read {exc.filename}: {exc.strerror}; check its permissions")
+        first = errors[0]
+        raise NemoResumeError(f"cannot read {first.filename}: {first.strerror}; check its permissions")
     return found
 
 
@@ -247,11 +292,10 @@ def _as_in_its_folder(loc: CheckpointLocation) -> CheckpointLocation:
         return loc
     folder = loc.path.parent
     try:
-        entries = list(os.scandir(folder))
+        dirs, files = _entries(folder)
     except OSError:
         return loc
-    dirs = {e.name for e in entries if _is_dir(Path(e.path))}
-    here, _ = _in_folder(folder, sorted(dirs), [e.name for e in entries if e.name not in dirs])
+    here, _ = _in_folder(folder, dirs, files)
     twin = next((sib for sib in here if sib.path.name == loc.path.name), loc)
     return replace(loc, companion_of=twin.companion_of)
 

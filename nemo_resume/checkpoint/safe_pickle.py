@@ -1,12 +1,15 @@
 """Read torch.save files and DCP metadata as plain data, without torch and without running code.
 
-``torch.load(weights_only=False)`` executes whatever the pickle names; ``weights_only=True``
-refuses NeMo's ``common.pt`` (it pickles a ``PosixPath``). This module takes the third way:
-a restricted unpickler whose ``find_class`` never returns a real callable. Tensors become
-:class:`TensorInfo` (shape and dtype, the bytes are never read), known containers become
-plain Python containers, and every other global becomes an inert :class:`Opaque` stand-in.
-A pickle that *calls* something outside the allow-list is recorded in ``Unpickled.calls``
-so the caller can report it; nothing it names is ever imported or run.
+``torch.load(weights_only=False)`` (every Lightning and NeMo resume) and torch DCP's
+``FileSystemReader.read_metadata`` (``pickle.load`` of ``weights/.metadata``) import and call whatever a
+pickle names. This module never does: an opcode walk first finds every global the file names (``GLOBAL``,
+``STACK_GLOBAL``, ``INST``, extension codes), called or not, and refuses the file with :class:`UnsafePickle`
+unless each one is on :data:`ALLOWED_GLOBALS`, the exact set NeMo 2.7, Lightning, megatron-core 0.15 and
+torch write (``tests/checkpoint/test_allow_list.py`` holds it to the globals found in real checkpoints). Then
+a restricted unpickler rebuilds the data with stand-ins: tensors become :class:`TensorInfo` (shape and
+dtype, the bytes are never read), DCP and megatron records inert :class:`Opaque` objects, and each
+allow-listed builder checks that it is called the way torch calls it, so nothing can be smuggled through
+its arguments. Nothing a file names is ever imported or run.
 """
 
 from __future__ import annotations
@@ -14,25 +17,22 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemo_resume.constants import MAX_COMPRESSED_PICKLE_BYTES, MAX_PICKLE_BYTES
-
-# Top-level modules whose functions are the usual pickle gadgets (code execution, file and
-# network access, import machinery). A call into one of them is reported as hostile; a call
-# into any other unknown global is reported as unknown. Neither is ever executed.
-_HOSTILE_MODULES = frozenset(
-    {
-        "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib", "runpy", "socket",
-        "pty", "code", "codeop", "ctypes", "pickle", "_pickle", "marshal", "types", "functools",
-        "operator", "io", "_io", "webbrowser", "multiprocessing", "asyncio", "tempfile",
-        "platform", "pdb", "timeit", "builtins", "__builtin__", "commands", "signal", "glob",
-        "zipfile", "tarfile", "urllib", "http", "ftplib", "smtplib", "telnetlib", "inspect",
-        "torch", "numpy", "dill", "cloudpickle", "yaml", "ruamel", "exec", "eval",
-    }
+from nemo_resume.checkpoint.bounded_read import read_bytes
+from nemo_resume.checkpoint.torch_zip import TorchZipError, open_torch_zip
+from nemo_resume.constants import (
+    MAX_PICKLE_BYTES,
+    MAX_PICKLE_MARKS,
+    MAX_PICKLE_MEMO_AHEAD,
+    MAX_PICKLE_NESTING,
+    MAX_PICKLE_OPCODES,
+    MAX_PICKLE_STACK,
+    MAX_PICKLE_TUPLE_ELEMENTS,
+    MAX_TORCH_PICKLE_BYTES,
 )
 
 
@@ -53,34 +53,13 @@ class TensorInfo:
 
 
 class Opaque:
-    """An object of a class the reader does not rebuild: its name, arguments and state, inert."""
+    """A record (a torch DCP or megatron-core dataclass) as the pickle describes it: its name and state, inert."""
 
     pickle_name = "?"
-    args: tuple[Any, ...]
-    state: Any
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Opaque":
-        obj = object.__new__(cls)
-        obj.args = args
-        obj.state = None
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    state: Any = None
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
-
-    # Some classes pickle their items with SETITEMS/APPENDS (dict and list subclasses).
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.__dict__.setdefault("items", {})[key] = value
-
-    def append(self, value: Any) -> None:
-        self.__dict__.setdefault("elements", []).append(value)
-
-    def extend(self, values: Any) -> None:
-        for v in values:
-            self.append(v)
 
     def field(self, name: str, default: Any = None) -> Any:
         """An attribute from the pickled state: a ``__dict__`` or a ``(dict, slots)`` pair."""
@@ -116,175 +95,244 @@ class Unpickled:
     """The plain-data result of a restricted unpickle."""
 
     value: Any
-    # Globals the pickle called (REDUCE) that are not on the allow-list, in order, "module.name".
-    calls: list[str] = field(default_factory=list)
-    # Storage keys the pickle's tensors refer to (torch zip format only).
-    storage_keys: set[str] = field(default_factory=set)
-
-    @property
-    def hostile_calls(self) -> list[str]:
-        return [c for c in self.calls if c.split(".", 1)[0] in _HOSTILE_MODULES]
+    # Every storage reference of the pickle's tensors, in order (torch zip format only).
+    storages: list[StorageRef] = field(default_factory=list)
 
 
 class UnreadablePickle(Exception):
     """The bytes are not a pickle this reader can turn into data (truncated, corrupt, too big)."""
 
 
-_STORAGE_DTYPES = {
-    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
-    "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
-    "UntypedStorage": "uint8",
-}
+_MAX_NAME_CHARS = 120  # a global's name is file-derived: one line of a report, never a megabyte
 
 
-def _rebuild_tensor(storage: Any, _offset: Any, size: Any, *_rest: Any) -> TensorInfo:
-    if isinstance(storage, StorageRef):
-        return TensorInfo(tuple(size), storage.dtype, storage.key)
-    return TensorInfo(tuple(size) if isinstance(size, (tuple, list)) else (), "?")
+def _quote(text: str) -> str:
+    """``text`` (file-derived) quoted for a one-line message: escaped, control characters shown, bounded."""
+    return ascii(text if len(text) <= _MAX_NAME_CHARS else text[:_MAX_NAME_CHARS] + "...")
 
 
-def _rebuild_from_type(func: Any, _type: Any, args: Any, _state: Any) -> Any:
-    # torch._tensor._rebuild_from_type_v2(func, type, args, state): func is itself allow-listed.
-    return func(*args) if callable(func) and not isinstance(func, type) else TensorInfo((), "?")
+@dataclass(frozen=True)
+class UnsafeGlobal:
+    """A global a pickle names that the real loader would import or call, and why it is refused.
+
+    ``name`` is ``module.name`` as the file spells it (file-derived: :meth:`describe` quotes it).
+    """
+
+    name: str
+    why: str
+    file: str = ""  # the checkpoint file, relative to the checkpoint ("weights/.metadata"); set by its reader
+
+    def describe(self) -> str:
+        where = f"{self.file} " if self.file else ""
+        return f"{where}names {_quote(self.name)} ({self.why})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "global": self.name, "why": self.why}
 
 
-def _rebuild_parameter(data: Any, *_rest: Any) -> Any:
-    return data
+class UnsafePickle(UnreadablePickle):
+    """The pickle names a global, or calls an allowed one, in a way NeMo, Lightning, megatron-core and torch
+    never write: loading it with torch would import or run something the file chose."""
+
+    def __init__(self, found: tuple[UnsafeGlobal, ...]) -> None:
+        super().__init__("; ".join(g.describe() for g in found))
+        self.found = found
 
 
-def _path(*parts: Any) -> str:
-    # only strings: str() of a crafted, exponentially shared argument would never return
-    return "/".join(p if isinstance(p, str) else "?" for p in parts).replace("//", "/")
+_NOT_ALLOWED = "not on the allow-list of what NeMo, Lightning, megatron-core and torch write"
 
 
-def _reconstructor(cls: Any, _base: Any, _state: Any = None) -> Any:
-    # copyreg._reconstructor(cls, object, None): protocol 0/1 object creation. Only our own
-    # stand-in types reach here (find_class never returns a real class), so this is inert.
-    return cls.__new__(cls) if isinstance(cls, type) and issubclass(cls, Opaque) else Opaque()
+def _misuse(name: str, how: str) -> UnsafePickle:
+    return UnsafePickle((UnsafeGlobal(name, f"{how}; torch never writes that"),))
 
 
-def _dtype_name(*args: Any) -> str:
-    return args[0] if args and isinstance(args[0], str) else "?"
+# ------------------------------------------------------------------------------------------ the allow-list
+#
+# Every global below was found in real checkpoints (tests/checkpoint/test_allow_list.py reads them from
+# Lightning .ckpt files of smoke runs with cosine, staged, lr-mult and Hugging Face schedules, and from
+# common.pt and .metadata of megatron-core checkpoints, weights-only included; the distributed optimizer's
+# were read from a MegatronStrategy run on CPU) except where a comment says why a GPU run writes it too.
+# Each is used in exactly one way, and that way is checked: a builder torch calls (REDUCE) with the
+# arguments it writes, a record megatron-core and DCP rebuild from ``__new__`` and its state (NEWOBJ + BUILD),
+# or a value that is only referenced (storage types and dtypes). Any other use is an UnsafePickle.
 
 
-def _build_slice(*args: Any) -> slice:
-    return slice(*args)
+class _Value(str):
+    """A global the files only reference (a dtype, a storage type), as its name; calling it is refused."""
+
+    pickle_name: str
+
+    def __new__(cls, text: str, pickle_name: str) -> "_Value":
+        obj = super().__new__(cls, text)
+        obj.pickle_name = pickle_name
+        return obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _misuse(self.pickle_name, "called, though it is only ever a value")
 
 
-def _latin1_bytes(text: Any, encoding: str = "latin1") -> bytes:
-    # Protocol-2 pickles spell bytes as _codecs.encode(str, "latin1").
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
-        raise pickle.UnpicklingError("_codecs.encode with unexpected arguments")
-    return text.encode(encoding)
+class _StorageType(_Value):
+    """``torch.<X>Storage`` in a tensor's persistent id; its text is the dtype."""
+
+
+def _is_ints(v: Any) -> bool:
+    return isinstance(v, tuple) and all(type(i) is int for i in v)
 
 
 def _ordered_dict(*args: Any) -> _Dict:
-    return _Dict(*args)
+    # torch and Lightning pickle an OrderedDict as OrderedDict() followed by SETITEMS (and BUILD of _metadata)
+    if args:
+        raise _misuse("collections.OrderedDict", "called with arguments")
+    return _Dict()
 
 
-def _bytearray(*args: Any) -> bytearray:
-    # Protocols 2-4 pickle a bytearray as bytearray(bytes) or bytearray(str, "latin-1"); an integer
-    # argument would allocate that many bytes from a ten-byte pickle.
-    if not args:
-        return bytearray()
-    if isinstance(args[0], (bytes, bytearray)) and len(args) == 1:
-        return bytearray(args[0])
-    if isinstance(args[0], str) and len(args) == 2 and args[1] in ("latin1", "latin-1"):
-        return bytearray(args[0], "latin-1")
-    raise pickle.UnpicklingError("bytearray with unexpected arguments")
+def _posix_path(*parts: Any) -> str:
+    # PosixPath.__reduce__: (PosixPath, self.parts). Only strings: str() of a crafted, exponentially
+    # shared argument would never return.
+    if not all(isinstance(p, str) for p in parts):
+        raise _misuse("pathlib.PosixPath", "called with something other than strings")
+    return "/".join(parts).replace("//", "/")
 
 
-# (module, name) -> a safe builder. Nothing here imports or runs code named by the file.
-_ALLOWED: dict[tuple[str, str], Any] = {
+def _rebuild_tensor_v2(*args: Any) -> TensorInfo:
+    # torch.Tensor._reduce_ex_internal: (storage, storage_offset, size, stride, requires_grad, backward_hooks),
+    # plus a dict of bools when the conj or neg bit is set (torch._utils.get_tensor_metadata)
+    if len(args) not in (6, 7):
+        raise _misuse("torch._utils._rebuild_tensor_v2", f"called with {len(args)} arguments")
+    storage, offset, size, stride, requires_grad, hooks, *metadata = args
+    if not isinstance(storage, StorageRef):
+        raise _misuse("torch._utils._rebuild_tensor_v2", "called on something other than a saved storage")
+    if type(offset) is not int or not _is_ints(size) or not _is_ints(stride) or type(requires_grad) is not bool:
+        raise _misuse("torch._utils._rebuild_tensor_v2", "called with an offset, size or stride that is not integers")
+    if type(hooks) is not _Dict or hooks:
+        raise _misuse("torch._utils._rebuild_tensor_v2", "called with backward hooks")
+    if metadata and not (
+        type(metadata[0]) is dict and all(isinstance(k, str) and type(v) is bool for k, v in metadata[0].items())
+    ):
+        raise _misuse("torch._utils._rebuild_tensor_v2", "called with tensor metadata that is not flags")
+    return TensorInfo(size, storage.dtype, storage.key)
+
+
+def _torch_size(*args: Any) -> tuple[int, ...]:
+    # torch.Size.__reduce__: (torch.Size, (tuple(self),))
+    if len(args) != 1 or not _is_ints(args[0]):
+        raise _misuse("torch.Size", "called with something other than one tuple of integers")
+    return args[0]
+
+
+def _get_layout(*args: Any) -> str:
+    # torch.layout.__reduce__: (torch.serialization._get_layout, ("torch.strided",))
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise _misuse("torch.serialization._get_layout", "called with something other than a layout name")
+    return args[0]
+
+
+def _enum(name: str) -> Callable[..., int]:
+    # Enum.__reduce_ex__: (EnumClass, (value,)); DCP's enums have integer values
+    def build(*args: Any) -> int:
+        if len(args) != 1 or type(args[0]) is not int:
+            raise _misuse(name, "called with something other than one integer")
+        return args[0]
+
+    return build
+
+
+_Record = type("_Record", (), {})  # marks the records in ALLOWED_GLOBALS; find_class gives each a stand-in type
+
+_DCP = "torch.distributed.checkpoint."
+_MCORE_TORCH = "megatron.core.dist_checkpointing.strategies.torch"
+# Every dtype torch has a typed storage for: found are float32 (weights, Adam state) and int64 (Lightning's
+# ModelCheckpoint scores with save_top_k > 1); a bf16 or fp16 GPU run (the Qwen2.5 recipes train in bf16)
+# saves its tensors, and DCP records their dtype, the same way. A dtype is data, not code.
+_DTYPES = {
+    "Float": "float32", "Long": "int64", "BFloat16": "bfloat16", "Half": "float16", "Double": "float64",
+    "Int": "int32", "Short": "int16", "Char": "int8", "Byte": "uint8", "Bool": "bool",
+}  # fmt: skip
+
+#: (module, name) -> how the files use it: a checking builder, a record (``_Record``) or a value.
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    # .ckpt and common.pt (torch.save, protocol 2)
     ("collections", "OrderedDict"): _ordered_dict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): _build_slice,
-    ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): _bytearray,
-    ("__builtin__", "set"): set,
-    ("copyreg", "_reconstructor"): _reconstructor,
-    ("pathlib", "PosixPath"): _path,
-    ("pathlib", "WindowsPath"): _path,
-    ("pathlib", "PurePosixPath"): _path,
-    ("pathlib", "PureWindowsPath"): _path,
-    ("pathlib", "Path"): _path,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
-    ("torch", "Size"): tuple,
-    ("numpy", "dtype"): _dtype_name,
-    ("torch", "device"): _dtype_name,
-    ("torch.serialization", "_get_layout"): _dtype_name,
-    ("_codecs", "encode"): _latin1_bytes,
+    ("pathlib", "PosixPath"): _posix_path,  # ModelCheckpoint's dirpath, best_k_models, ...
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    **{("torch", f"{k}Storage"): _StorageType(v, f"torch.{k}Storage") for k, v in _DTYPES.items()},
+    # .metadata (torch DCP's pickle.dump of megatron-core's MCoreMetadata)
+    ("torch", "Size"): _torch_size,
+    ("torch.serialization", "_get_layout"): _get_layout,
+    **{("torch", v): _Value(v, f"torch.{v}") for v in _DTYPES.values()},
+    (_DCP + "metadata", "_MEM_FORMAT_ENCODING"): _enum(_DCP + "metadata._MEM_FORMAT_ENCODING"),
+    (_DCP + "planner", "WriteItemType"): _enum(_DCP + "planner.WriteItemType"),
+    (_MCORE_TORCH, "MCoreMetadata"): _Record,
+    (_MCORE_TORCH, "MCoreSavePlan"): _Record,
+    (_DCP + "filesystem", "_StorageInfo"): _Record,
+    (_DCP + "metadata", "BytesStorageMetadata"): _Record,
+    (_DCP + "metadata", "ChunkStorageMetadata"): _Record,
+    (_DCP + "metadata", "MetadataIndex"): _Record,
+    (_DCP + "metadata", "StorageMeta"): _Record,
+    (_DCP + "metadata", "TensorProperties"): _Record,
+    (_DCP + "metadata", "TensorStorageMetadata"): _Record,
+    (_DCP + "planner", "TensorWriteData"): _Record,
+    (_DCP + "planner", "WriteItem"): _Record,
 }
 
-# Classes known to be plain data records (torch DCP and megatron-core checkpoint metadata):
-# rebuilt as Opaque stand-ins like any other class, but calling them is not suspicious.
-_INERT_PREFIXES = ("torch.distributed.checkpoint.", "megatron.core.dist_checkpointing.")
+
+def _record_type(full_name: str) -> type:
+    """An inert stand-in for a record class: rebuilt only the way DCP pickles dataclasses (``__new__`` with no
+    arguments, then BUILD); calling it would run the real class's ``__init__`` with file-chosen arguments."""
+
+    class _Stand_In(Opaque):
+        pickle_name = full_name
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> _Stand_In:
+            if args or kwargs:
+                raise _misuse(full_name, "created with arguments")
+            return object.__new__(cls)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # REDUCE runs cls(*args) = __new__ + __init__; NEWOBJ runs only __new__
+            raise _misuse(full_name, "called")
+
+    return _Stand_In
 
 
 class _Unpickler(pickle.Unpickler):
     def __init__(self, data: bytes, result: Unpickled) -> None:
         super().__init__(io.BytesIO(data))
         self._result = result
-        self._opaque_types: dict[str, type] = {}
+        self._records: dict[str, type] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        allowed = _ALLOWED.get((module, name))
-        if allowed is not None:
-            return allowed
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _STORAGE_DTYPES[name]
-        if module == "torch" and name in {"float32", "float16", "bfloat16", "float64", "int64", "int32", "bool", "uint8", "int8"}:
-            return name
-        return self._opaque(f"{module}.{name}")
-
-    def _opaque(self, full_name: str) -> type:
-        """An inert stand-in type for ``full_name`` that records when the pickle calls it."""
-        cached = self._opaque_types.get(full_name)
-        if cached is not None:
-            return cached
-        calls = [] if full_name.startswith(_INERT_PREFIXES) else self._result.calls
-
-        class _Stand_In(Opaque):
-            pickle_name = full_name
-
-            def __new__(cls, *args: Any, **kwargs: Any) -> _Stand_In:
-                return Opaque.__new__(cls, *args)  # type: ignore[return-value]
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                # REDUCE runs cls(*args) = __new__ + __init__; NEWOBJ runs only __new__.
-                # So __init__ marks a call, the way `os.system("...")` would have been made.
-                calls.append(full_name)
-
-        self._opaque_types[full_name] = _Stand_In
-        return _Stand_In
+        # The opcode walk has refused every other global already; this is the second lock on the same door.
+        use = ALLOWED_GLOBALS.get((module, name))
+        if use is None:
+            raise UnsafePickle((UnsafeGlobal(f"{module}.{name}"[: 2 * _MAX_NAME_CHARS], _NOT_ALLOWED),))
+        if use is _Record:
+            full = f"{module}.{name}"
+            return self._records.setdefault(full, _record_type(full))
+        return use
 
     def persistent_load(self, pid: Any) -> Any:
         # torch zip format: ("storage", storage_type, key, location, numel)
-        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
-            key = str(pid[2])
-            self._result.storage_keys.add(key)
-            dtype = pid[1] if isinstance(pid[1], str) else "?"
-            numel = pid[4] if isinstance(pid[4], int) else -1
-            return StorageRef(key, dtype, numel)
-        raise pickle.UnpicklingError(f"unsupported persistent id (a {type(pid).__name__})")  # never repr() it
+        if (
+            type(pid) is tuple and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
+            and isinstance(pid[2], str) and isinstance(pid[3], str) and type(pid[4]) is int
+        ):
+            self._result.storages.append(StorageRef(pid[2], str(pid[1]), pid[4]))
+            return self._result.storages[-1]
+        raise pickle.UnpicklingError("a persistent id that is not a torch storage reference")  # never repr() it
 
 
-# A trainer state nests a few levels deep and its tuples are small (shapes, strides, call arguments).
-# A crafted pickle can instead build, from memo references, a tuple whose shared parts add up to
-# 2**64 elements: building a dict keyed by it hashes every path (hours, and no signal interrupts it),
-# and a million nested tuples crash the hash, which recurses in C without a guard.
-MAX_TUPLE_ELEMENTS = 1_000_000  # counting shared parts once per reference
-MAX_NESTING = 1_000
-_CAP = MAX_TUPLE_ELEMENTS + 1
-_MEMO_SLACK = 1024  # memo indices may run this far ahead of the opcodes read
+# --------------------------------------------------------------------------------------- the opcode walk
+#
+# Walks the opcodes (pickletools.genops) without building anything, simulating the stack: each value carries
+# the size it has when every memo reference is copied out, and strings carry their text (STACK_GLOBAL takes
+# its module and name from the stack). A crafted pickle could otherwise build, from memo references, a
+# tuple of 2**64 elements (hashing it as a dict key never finishes, and no signal interrupts it), nest a
+# million tuples (the hash recurses in C and crashes), or make the unpickler allocate by a memo index or a
+# run of MARKs far more than the file's size.
+
+_CAP = MAX_PICKLE_TUPLE_ELEMENTS + 1
+_MAX_UNSAFE_NAMED = 5  # a refused file's report names at most this many of its globals
 
 
 class _Shape:
@@ -301,7 +349,17 @@ class _Shape:
             self.depth = max(self.depth, 1 + max(i.depth for i in items))
 
 
-_LEAF = _Shape()  # numbers, strings, globals: never grown (grow() is only called on containers)
+class _Text(_Shape):
+    """A string on the simulated stack (a module or a name for STACK_GLOBAL)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+_LEAF = _Shape()  # numbers, None, globals: never grown (only containers are)
 
 
 def _container(items: list) -> _Shape:
@@ -311,121 +369,206 @@ def _container(items: list) -> _Shape:
 
 
 def _bounded(shape: _Shape, what: str) -> _Shape:
-    if shape.size > MAX_TUPLE_ELEMENTS:
+    if shape.size > MAX_PICKLE_TUPLE_ELEMENTS:
         raise UnreadablePickle(
-            f"builds {what} of more than {MAX_TUPLE_ELEMENTS} elements out of shared parts; "
+            f"builds {what} of more than {MAX_PICKLE_TUPLE_ELEMENTS} elements out of shared parts; "
             "not a trainer state (hashing it would not finish)"
         )
-    if shape.depth > MAX_NESTING:
-        raise UnreadablePickle(f"nests {what} more than {MAX_NESTING} levels deep; not a trainer state")
+    if shape.depth > MAX_PICKLE_NESTING:
+        raise UnreadablePickle(f"nests {what} more than {MAX_PICKLE_NESTING} levels deep; not a trainer state")
     return shape
 
 
+_TEXT = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+)
+_GLOBALS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
+_PUTS = frozenset({"BINPUT", "LONG_BINPUT", "PUT"})
+# copyreg's extension registry: a global named by a number the loading process registered
+_EXTENSIONS = frozenset({"EXT1", "EXT2", "EXT4"})
 _SPECIAL = {"MARK", "GET", "BINGET", "LONG_BINGET", "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"}
 _PUSH_LEAF = frozenset(
-    op.name for op in pickletools.opcodes if not op.stack_before and len(op.stack_after) == 1 and op.name not in _SPECIAL
+    op.name
+    for op in pickletools.opcodes
+    if not op.stack_before and len(op.stack_after) == 1 and op.name not in _SPECIAL | _TEXT | _GLOBALS | _EXTENSIONS
 )
 
 
-def _check_shape(data: bytes) -> None:
-    """Refuse a pickle whose tuples or call arguments would be exponentially large or deep, or whose
-    memo indices would make the unpickler allocate far more than the pickle's size.
+class _Walk:
+    """The simulated stack, marks and memo of one opcode walk, and the globals it found."""
 
-    Walks the opcodes (``pickletools.genops``) without building anything; each stack value carries
-    the size it has when every memo reference is copied out. Costs a few ms per 100 KB.
-    """
-    stack: list = []
-    metastack: list = []
-    memo: dict = {}
+    def __init__(self) -> None:
+        self.stack: list[_Shape] = []
+        self.marks: list[list[_Shape]] = []
+        self.held = 0  # values under the open MARKs
+        self.memo: list[_Shape | None] = []
+        self.unsafe: dict[str, UnsafeGlobal] = {}
 
-    def pop_mark() -> list:
-        nonlocal stack
-        items, stack = stack, metastack.pop()
+    def mark(self) -> None:
+        if len(self.marks) >= MAX_PICKLE_MARKS:
+            raise UnreadablePickle(f"opens more than {MAX_PICKLE_MARKS} MARKs at once; real checkpoints open 6")
+        self.held += len(self.stack)
+        self.marks.append(self.stack)
+        self.stack = []
+
+    def pop_mark(self) -> list[_Shape]:
+        items, self.stack = self.stack, self.marks.pop()
+        self.held -= len(self.stack)
         return items
 
-    def grow_top(items: list) -> None:
-        if stack and stack[-1] is not _LEAF:
-            stack[-1].grow(items)
+    def put(self, index: int, count: int) -> None:
+        if index > count + MAX_PICKLE_MEMO_AHEAD:
+            # picklers number memo entries 0, 1, 2, ...; the C unpickler sizes its memo table by the index,
+            # so one 5-byte opcode could make it allocate and zero gigabytes
+            raise UnreadablePickle(f"stores memo entry {index} after {count} opcodes; not a pickler's numbering")
+        if index >= len(self.memo):
+            self.memo.extend([None] * (index + 1 - len(self.memo)))
+        self.memo[index] = self.stack[-1]
 
-    for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
-        name = op.name
-        if name in _PUSH_LEAF:  # the common case first: strings, numbers, None, globals
-            stack.append(_LEAF)
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            if isinstance(arg, int) and arg > count + _MEMO_SLACK:
-                # picklers number memo entries 0, 1, 2, ...; the C unpickler sizes its memo table by
-                # the index, so one 5-byte opcode could make it allocate and zero gigabytes
-                raise UnreadablePickle(f"stores memo entry {arg} after {count} opcodes; not a pickler's numbering")
-            memo[arg] = stack[-1]
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            stack.append(memo[arg])
-        elif name == "MARK":
-            metastack.append(stack)
-            stack = []
-        elif name == "STOP":
-            return
-        elif name == "MEMOIZE":
-            memo[len(memo)] = stack[-1]
-        elif name == "POP":
-            if stack:
-                stack.pop()
+    def get(self, index: int) -> _Shape:
+        value = self.memo[index] if 0 <= index < len(self.memo) else None
+        if value is None:
+            raise UnreadablePickle(f"reads memo entry {index}, which it never stored")
+        return value
+
+    def global_(self, module: str, name: str) -> None:
+        if (module, name) not in ALLOWED_GLOBALS:
+            self.refuse(f"{module}.{name}", _NOT_ALLOWED)
+
+    def refuse(self, name: str, why: str) -> None:
+        name = name[: 2 * _MAX_NAME_CHARS]
+        self.unsafe.setdefault(name, UnsafeGlobal(name, why))
+
+    def grow_top(self, items: list[_Shape]) -> None:
+        top = self.stack[-1] if self.stack else _LEAF
+        if top is not _LEAF and type(top) is _Shape:
+            top.grow(items)
+
+
+def _walk_opcode(w: _Walk, op: pickletools.OpcodeInfo, arg: Any, count: int) -> None:  # noqa: C901
+    """One opcode's effect on the simulated stack (one branch per opcode family)."""
+    stack, name = w.stack, op.name
+    if name in _TEXT:
+        stack.append(_Text(arg if isinstance(arg, str) else ""))
+    elif name in ("BINGET", "LONG_BINGET", "GET"):
+        stack.append(w.get(arg))
+    elif name == "MARK":
+        w.mark()
+    elif name == "MEMOIZE":
+        w.put(len(w.memo), count)
+    elif name in _GLOBALS:
+        if name == "STACK_GLOBAL":
+            qual, module = stack.pop(), stack.pop()
+            if not isinstance(qual, _Text) or not isinstance(module, _Text):
+                raise UnreadablePickle("STACK_GLOBAL of something other than two strings")
+            w.global_(module.text, qual.text)
+        else:  # "module name": a module has no space, so the first space separates them
+            module_name, _, qual_name = str(arg).partition(" ")
+            w.global_(module_name, qual_name)
+            if name == "INST":  # INST also calls the class with the values since the last MARK
+                _bounded(_container(w.pop_mark()), "call arguments")
+        w.stack.append(_LEAF)
+    elif name in _EXTENSIONS:
+        w.refuse(f"copyreg extension code {arg}", "a global named by number from the loading process's registry")
+        stack.append(_LEAF)
+    elif name == "POP":
+        if stack:
+            stack.pop()
+        else:
+            w.pop_mark()
+    elif name == "POP_MARK":
+        w.pop_mark()
+    elif name == "DUP":
+        stack.append(stack[-1])
+    elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+        n = int(name[-1])
+        if len(stack) < n:
+            raise UnreadablePickle(f"{name} on a stack of {len(stack)}")
+        items = stack[-n:]
+        del stack[-n:]
+        stack.append(_bounded(_container(items), "a tuple"))
+    elif name in ("TUPLE", "FROZENSET"):
+        shape = _bounded(_container(w.pop_mark()), "a tuple")  # pop_mark() rebinds the stack: call it first
+        w.stack.append(shape)
+    elif name in ("EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
+        stack.append(_Shape(1, 1))
+    elif name in ("LIST", "DICT"):
+        shape = _container(w.pop_mark())
+        w.stack.append(shape)
+    elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
+        w.grow_top(w.pop_mark())
+    elif name == "APPEND":
+        w.grow_top([stack.pop()])
+    elif name == "SETITEM":
+        value, key = stack.pop(), stack.pop()
+        w.grow_top([key, value])
+    elif name == "BUILD":
+        w.grow_top([stack.pop()])
+    elif name in ("REDUCE", "NEWOBJ"):
+        args = stack.pop()
+        stack[-1] = _Shape(_bounded(args, "call arguments").size, args.depth)
+    elif name == "NEWOBJ_EX":
+        kwargs, args = stack.pop(), stack.pop()
+        both = _bounded(_container([args, kwargs]), "call arguments")
+        stack[-1] = _Shape(both.size, both.depth)
+    elif name == "OBJ":
+        shape = _Shape(_bounded(_container(w.pop_mark()), "call arguments").size, 1)
+        w.stack.append(shape)
+    else:  # persistent ids, FRAME, PROTO, buffers: by their declared stack effect
+        if op.stack_before:
+            if len(stack) < len(op.stack_before):
+                raise UnreadablePickle(f"{name} on a stack of {len(stack)}")
+            del stack[len(stack) - len(op.stack_before) :]
+        stack.extend([_LEAF] * len(op.stack_after))
+
+
+def _walk(data: bytes) -> None:
+    """Refuse a pickle that names a global off the allow-list (:class:`UnsafePickle`), or whose opcodes,
+    MARKs, stack, tuples or memo would cost far more than a trainer state's (:class:`UnreadablePickle`).
+
+    Every limit is from :mod:`nemo_resume.constants`; the walk costs about 1 us per opcode.
+    """
+    w = _Walk()
+    try:
+        for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
+            name = op.name
+            if name in _PUSH_LEAF:  # the common cases first: numbers, None, bools, memo stores
+                w.stack.append(_LEAF)
+            elif name in _PUTS:
+                w.put(arg, count)  # type: ignore[arg-type]  # genops gives PUT opcodes an int
+            elif name == "STOP":
+                break
             else:
-                pop_mark()
-        elif name == "POP_MARK":
-            pop_mark()
-        elif name == "DUP":
-            stack.append(stack[-1])
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = stack[-n:]
-            del stack[-n:]
-            stack.append(_bounded(_container(items), "a tuple"))
-        elif name in ("TUPLE", "FROZENSET"):
-            shape = _bounded(_container(pop_mark()), "a tuple")  # pop_mark() rebinds stack: call it first
-            stack.append(shape)
-        elif name in ("EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
-            stack.append(_Shape(1, 1))
-        elif name in ("LIST", "DICT"):
-            shape = _container(pop_mark())
-            stack.append(shape)
-        elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
-            grow_top(pop_mark())
-        elif name == "APPEND":
-            grow_top([stack.pop()])
-        elif name == "SETITEM":
-            value, key = stack.pop(), stack.pop()
-            grow_top([key, value])
-        elif name == "BUILD":
-            grow_top([stack.pop()])
-        elif name in ("REDUCE", "NEWOBJ"):
-            args = stack.pop()
-            stack[-1] = _Shape(_bounded(args, "call arguments").size, args.depth)
-        elif name == "NEWOBJ_EX":
-            kwargs, args = stack.pop(), stack.pop()
-            both = _bounded(_container([args, kwargs]), "call arguments")
-            stack[-1] = _Shape(both.size, both.depth)
-        elif name in ("OBJ", "INST"):
-            shape = _Shape(_bounded(_container(pop_mark()), "call arguments").size, 1)
-            stack.append(shape)
-        else:  # constants, globals, persistent ids, FRAME, PROTO: by their declared stack effect
-            if pickletools.markobject in op.stack_before:
-                pop_mark()
-            elif op.stack_before:
-                del stack[len(stack) - len(op.stack_before) :]
-            stack.extend([_LEAF] * len(op.stack_after))
+                _walk_opcode(w, op, arg, count)
+                if len(w.unsafe) >= _MAX_UNSAFE_NAMED:
+                    break
+            if count >= MAX_PICKLE_OPCODES:
+                raise UnreadablePickle(f"holds more than {MAX_PICKLE_OPCODES} opcodes; not a checkpoint's pickle")
+            if w.held + len(w.stack) > MAX_PICKLE_STACK:
+                raise UnreadablePickle(f"keeps more than {MAX_PICKLE_STACK} values on its stack; not a checkpoint's pickle")
+    except UnreadablePickle:
+        if not w.unsafe:
+            raise
+    except Exception as exc:  # noqa: BLE001 - a pickle the walk cannot follow is never loaded
+        if not w.unsafe:
+            raise UnreadablePickle(f"not a readable pickle ({type(exc).__name__}: {exc})") from exc
+    if w.unsafe:
+        raise UnsafePickle(tuple(w.unsafe.values()))
 
 
 def unpickle_bytes(data: bytes) -> Unpickled:
-    """Unpickle ``data`` into plain data; raise :class:`UnreadablePickle` if it cannot be read."""
+    """Unpickle ``data`` into plain data.
+
+    Raises:
+        UnsafePickle: it names a global off the allow-list, or calls an allowed one in a way torch never does.
+        UnreadablePickle: anything else that stops it being read as a checkpoint's data.
+    """
     result = Unpickled(value=None)
-    try:
-        _check_shape(data)
-    except UnreadablePickle:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a pickle the opcode walk cannot follow is not loaded
-        raise UnreadablePickle(f"not a readable pickle ({type(exc).__name__}: {exc})") from exc
+    _walk(data)
     try:
         result.value = _Unpickler(data, result).load()
+    except UnsafePickle:
+        raise
     except RecursionError as exc:
         raise UnreadablePickle("pickle nests too deeply to read") from exc
     except MemoryError as exc:
@@ -436,53 +579,30 @@ def unpickle_bytes(data: bytes) -> Unpickled:
 
 
 def read_pickle_file(path: Path, limit: int = MAX_PICKLE_BYTES) -> Unpickled:
-    """Unpickle a plain pickle file (torch DCP's ``.metadata``) as data."""
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise UnreadablePickle(f"larger than {limit // (1024 * 1024)} MiB; not a checkpoint metadata file")
-    return unpickle_bytes(data)
+    """Unpickle a plain pickle file (torch DCP's ``.metadata``) as data.
+
+    Raises:
+        RefusedFile: not a regular file, or over ``limit`` bytes (:mod:`nemo_resume.checkpoint.bounded_read`).
+        UnreadablePickle: not a pickle this reader can turn into data.
+    """
+    return unpickle_bytes(read_bytes(path, limit))
 
 
-def read_torch_file(path: Path, limit: int = MAX_PICKLE_BYTES) -> Unpickled:
-    """Read a ``torch.save`` zip file's pickle as data, checking every storage it names exists.
+def read_torch_file(path: Path, limit: int = MAX_TORCH_PICKLE_BYTES) -> Unpickled:
+    """Read a ``torch.save`` zip file's pickle as data, from where ``torch.load`` reads it, checking every
+    storage it names holds the bytes its tensors need (:mod:`nemo_resume.checkpoint.torch_zip`).
 
     Only ``data.pkl`` is read: a multi-GB ``.ckpt`` costs the same as a small one.
 
     Raises:
-        UnreadablePickle: the file is not a complete torch zip, its pickle is corrupt or
-            oversized, or a tensor's storage entry is missing.
+        RefusedFile: not a regular file.
+        UnreadablePickle: torch would refuse the zip or could read it differently, or its pickle is
+            corrupt or over ``limit`` bytes, or a tensor's storage is missing or the wrong size.
     """
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            pkl = [i for i in infos if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"]
-            if not pkl:
-                raise UnreadablePickle("zip has no data.pkl; not a torch.save file")
-            info = pkl[0]
-            if info.file_size > limit:
-                raise UnreadablePickle(
-                    f"data.pkl is {info.file_size} bytes uncompressed; refusing more than {limit} bytes"
-                )
-            if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_COMPRESSED_PICKLE_BYTES:
-                # torch.save stores data.pkl uncompressed: inflating a large compressed one is how a
-                # zip bomb turns kilobytes on disk into gigabytes of memory.
-                raise UnreadablePickle(
-                    f"data.pkl is compressed ({info.compress_size} bytes inflating to {info.file_size}); "
-                    f"torch.save never compresses it, refusing more than {MAX_COMPRESSED_PICKLE_BYTES} bytes"
-                )
-            with zf.open(info) as fh:
-                data = fh.read(min(limit, info.file_size) + 1)  # zipfile also stops at the stated size
-            if len(data) > limit:
-                raise UnreadablePickle(f"data.pkl inflates past {limit} bytes; refusing it")
-            prefix = info.filename[: -len("data.pkl")]
-            names = {i.filename for i in infos}
-    except zipfile.BadZipFile as exc:
-        raise UnreadablePickle(f"not a complete torch.save zip ({exc}); truncated or not a checkpoint") from exc
-    except (zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError) as exc:
-        raise UnreadablePickle(f"unreadable zip ({exc})") from exc
-    result = unpickle_bytes(data)
-    missing = sorted(k for k in result.storage_keys if f"{prefix}data/{k}" not in names)
-    if missing:
-        raise UnreadablePickle(f"tensor storage {', '.join(missing[:3])} missing from the zip")
+        with open_torch_zip(path) as archive:
+            result = unpickle_bytes(archive.read_pickle(limit))
+            archive.check_storages((ref.key, ref.dtype, ref.numel) for ref in result.storages)
+    except TorchZipError as exc:
+        raise UnreadablePickle(str(exc)) from exc
     return result

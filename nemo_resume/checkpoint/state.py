@@ -7,14 +7,15 @@ the checkpoint runs and no tensor bytes are read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nemo_resume.checkpoint.bounded_read import RefusedFile
 from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
 from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
-from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, read_torch_file
+from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, UnsafeGlobal, UnsafePickle, read_torch_file
 from nemo_resume.constants import (
     CALLBACKS_KEY,
     COMMON_PT,
@@ -23,6 +24,9 @@ from nemo_resume.constants import (
     FORMAT_LIGHTNING,
     FORMAT_MEGATRON,
     GLOBAL_STEP_KEY,
+    INT64_MAX,
+    INT64_MIN,
+    IO_JSON,
     LR_SCHEDULERS_KEY,
     OPTIMIZER_KEY,
     OPTIMIZER_STATES_KEY,
@@ -95,8 +99,8 @@ class CheckpointState:
     has_optimizer_state: bool | None = None
     scheduler: SchedulerState | None = None
     config: SavedConfig | None = None
-    hostile_calls: tuple[str, ...] = ()
-    unknown_calls: tuple[str, ...] = ()
+    # Globals its pickles name that the real loader would import or call (safe_pickle's allow-list): never load it.
+    unsafe_globals: tuple[UnsafeGlobal, ...] = ()
     notes: tuple[str, ...] = field(default=())
     # The folder nl.ModelCheckpoint was saving into when it wrote this one (its callback state's
     # dirpath): tells two runs' checkpoints apart when they are copied into one folder.
@@ -111,18 +115,34 @@ class CheckpointState:
         return [g.lr for g in self.param_groups]
 
 
-def _num(v: Any) -> float | None:
+class OutOfRange(ValueError):
+    """A saved integer no int64 holds: NeMo could not have written it, and no step can be computed from it."""
+
+
+def _int(v: Any, name: str) -> int | None:
+    """``v`` if it is an integer (None if it is not one).
+
+    Raises:
+        OutOfRange: it is outside int64 (a pickle holds any integer: 10**5000 once broke the whole command).
+    """
+    if not is_whole(v):
+        return None
+    if not INT64_MIN <= v <= INT64_MAX:
+        raise OutOfRange(f"{name} is a {v.bit_length()}-bit integer; NeMo keeps it in an int64 (the state is damaged)")
+    return v
+
+
+def _num(v: Any, name: str) -> float | None:
+    """``v`` as a float if it is a number (NaN and infinity kept: the inspector reports them); integers as :func:`_int`."""
+    if is_whole(v):
+        _int(v, name)  # raises outside int64
     return float(v) if is_real(v) else None
 
 
-def _int(v: Any) -> int | None:
-    return v if is_whole(v) else None
-
-
-def _floats(v: Any) -> tuple[float, ...]:
+def _floats(v: Any, name: str) -> tuple[float, ...]:
     if not isinstance(v, (list, tuple)):
         return ()
-    return tuple(x for x in (_num(b) for b in v) if x is not None)
+    return tuple(x for x in (_num(b, name) for b in v) if x is not None)
 
 
 _MAX_VISITS = 100_000  # containers looked at; a real optimizer state holds param_groups within a few
@@ -173,6 +193,9 @@ _MAX_STAGES = 10_000  # a real --lr-stages run has a handful; a crafted pickle c
 def _stages(v: Any) -> tuple[Stage, ...]:
     if v is None or (isinstance(v, (list, tuple)) and len(v) > _MAX_STAGES):
         return ()
+    for stage in v if isinstance(v, (list, tuple)) else ():
+        for key in ("steps", "lr", "warmup_steps") if isinstance(stage, dict) else ():
+            _num(stage.get(key), f"stages {key}")  # raises for an integer no int64 holds, before any arithmetic
     try:
         return stages_from_json(v)
     except NemoResumeError:
@@ -181,7 +204,11 @@ def _stages(v: Any) -> tuple[Stage, ...]:
 
 def _extra(s: dict) -> dict[str, Any]:
     plain = (int, float, str, bool, type(None))
-    return {k: v for k, v in s.items() if isinstance(k, str) and not k.startswith("_") and k not in _MODELED and isinstance(v, plain)}
+    return {
+        k: _int(v, k) if is_whole(v) else v
+        for k, v in s.items()
+        if isinstance(k, str) and not k.startswith("_") and k not in _MODELED and isinstance(v, plain)
+    }
 
 
 def _scheduler(state: dict) -> SchedulerState | None:
@@ -190,28 +217,28 @@ def _scheduler(state: dict) -> SchedulerState | None:
         return None
     s = scheds[0]
     return SchedulerState(
-        base_lrs=_floats(s.get("base_lrs")),
-        min_lr=_num(s.get("min_lr")),
-        max_steps=_int(s.get("max_steps")),
-        warmup_steps=_int(s.get("warmup_steps")),
-        constant_steps=_int(s.get("constant_steps")),
-        decay_steps=_int(s.get("decay_steps")),
-        last_epoch=_int(s.get("last_epoch")),
-        last_lrs=_floats(s.get("_last_lr")),
+        base_lrs=_floats(s.get("base_lrs"), "base_lrs"),
+        min_lr=_num(s.get("min_lr"), "min_lr"),
+        max_steps=_int(s.get("max_steps"), "max_steps"),
+        warmup_steps=_int(s.get("warmup_steps"), "warmup_steps"),
+        constant_steps=_int(s.get("constant_steps"), "constant_steps"),
+        decay_steps=_int(s.get("decay_steps"), "decay_steps"),
+        last_epoch=_int(s.get("last_epoch"), "last_epoch"),
+        last_lrs=_floats(s.get("_last_lr"), "_last_lr"),
         stages=_stages(s.get("stages")),
         extra=_extra(s),
     )
 
 
 def _consumed_samples(state: dict) -> float | None:
-    direct = _num(state.get(CONSUMED_SAMPLES_KEY))
+    direct = _num(state.get(CONSUMED_SAMPLES_KEY), CONSUMED_SAMPLES_KEY)
     if direct is not None:
         return direct
     # Lightning keeps each datamodule's state_dict under its class name; NeMo's data modules
     # store {"consumed_samples": N} there.
     for value in state.values():
         if isinstance(value, dict):
-            found = _num(value.get(CONSUMED_SAMPLES_KEY))
+            found = _num(value.get(CONSUMED_SAMPLES_KEY), CONSUMED_SAMPLES_KEY)
             if found is not None:
                 return found
     return None
@@ -238,17 +265,15 @@ def _from_trainer_state(loc: CheckpointLocation, pickled: Unpickled, reasons: li
     optim = _optimizer_part(state)
     groups = _find_param_groups(optim) or []
     return {
-        "step": _int(state.get(GLOBAL_STEP_KEY)),
-        "epoch": _int(state.get(EPOCH_KEY)),
+        "step": _int(state.get(GLOBAL_STEP_KEY), GLOBAL_STEP_KEY),
+        "epoch": _int(state.get(EPOCH_KEY), EPOCH_KEY),
         "consumed_samples": _consumed_samples(state),
         "param_groups": tuple(
-            ParamGroupLR(_num(g.get("lr")), _num(g.get("initial_lr")), _num(g.get("max_lr")), _num(g.get("min_lr")))
+            ParamGroupLR(*(_num(g.get(key), f"param group {key}") for key in ("lr", "initial_lr", "max_lr", "min_lr")))
             for g in groups
         ),
         "has_optimizer_state": optim is not None,
         "scheduler": _scheduler(state),
-        "hostile_calls": tuple(dict.fromkeys(pickled.hostile_calls)),
-        "unknown_calls": tuple(dict.fromkeys(c for c in pickled.calls if c not in pickled.hostile_calls)),
         "saved_dirpath": _saved_dirpath(state),
     }
 
@@ -273,9 +298,11 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
     fields: dict[str, Any] = {}
     notes: list[str] = []
     weights: WeightsReport | None = None
+    unsafe: list[UnsafeGlobal] = []
     if loc.format == FORMAT_MEGATRON:
         weights = inspect_weights(loc.path / WEIGHTS_DIR)
         reasons += weights.problems
+        unsafe += weights.unsafe_globals
     if loc.format in (FORMAT_MEGATRON, FORMAT_LIGHTNING):
         state_file = _state_file(loc)
         rel = state_file.name if loc.format == FORMAT_LIGHTNING else f"{WEIGHTS_DIR}/{COMMON_PT}"
@@ -285,11 +312,11 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
             pass  # inspect_weights already said common.pt is missing
         except PermissionError:
             reasons.append(f"{rel} is not readable (permission denied)")
-        except IsADirectoryError:
-            reasons.append(f"{rel} is a directory, not a checkpoint file")
-        except OSError as exc:
+        except OSError as exc:  # RefusedFile included: a FIFO, a device, a directory
             reasons.append(f"{rel} is unreadable ({exc.strerror or exc})")
-        except UnreadablePickle as exc:
+        except UnsafePickle as exc:
+            unsafe += [replace(g, file=rel) for g in exc.found]
+        except (UnreadablePickle, OutOfRange) as exc:
             reasons.append(f"{rel}: {exc}")
     if weights is not None and fields and not fields["has_optimizer_state"]:
         fields["has_optimizer_state"] = weights.has_optimizer_state
@@ -298,8 +325,7 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
         # _last_lr is the same per-group LR at the saved step.
         fields["param_groups"] = tuple(ParamGroupLR(lr, base) for lr, base in zip(fields["scheduler"].last_lrs, fields["scheduler"].base_lrs))
         notes.append("LR per group taken from the scheduler's _last_lr (param groups are inside the optimizer shards)")
-    if fields.get("hostile_calls"):
-        reasons.append(f"trainer state pickle calls {', '.join(fields['hostile_calls'])}; refusing to load it")
+    reasons += [g.describe() + "; refusing to load it" for g in unsafe]  # so it is never complete, nor offered
     if fields.get("step") is None and loc.step_from_name is not None:
         fields["step"] = loc.step_from_name
         notes.append("step taken from the folder name; the trainer state could not be read")
@@ -309,8 +335,11 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
     if loc.context_dir is not None:
         try:
             config = read_saved_config(loc.context_dir)
+        except RefusedFile as exc:  # planted (a FIFO, /dev/zero, megabytes), not merely damaged
+            reasons.append(f"context/{IO_JSON} is unreadable ({exc.strerror})")
         except (OSError, ValueError) as exc:
             notes.append(f"context/io.json not read: {exc}")
     return CheckpointState(
-        location=loc, incomplete_reasons=tuple(reasons), config=config, notes=tuple(notes), **fields
+        location=loc, incomplete_reasons=tuple(reasons), config=config, notes=tuple(notes),
+        unsafe_globals=tuple(unsafe), **fields,
     )

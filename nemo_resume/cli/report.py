@@ -1,11 +1,14 @@
 """The human reports of every command, in ``rich``: one renderer per result type.
 
 Library code never imports this module: results are plain data with ``to_json()``; only the CLIs render.
+Every line is rich markup, and every string that came from a file (a checkpoint's name or path, a pickled
+name, a saved config string, a message quoting them) enters it through :func:`shown` only.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +17,32 @@ from nemo_resume.cli.common import fmt_lr
 
 if TYPE_CHECKING:  # types only: `inspect` must not import numpy, torch or NeMo to render
     from rich.console import Console
-    from rich.text import Text
 
     from nemo_resume.check import CheckResult
     from nemo_resume.inspection import InspectedCheckpoint, Inspection
     from nemo_resume.planning import ResumePlan
+
+
+# C0 and C1 controls (ESC, CR, LF, backspace, ...), DEL, the line and paragraph separators, and the marks and
+# overrides that reorder text (bidi): none may reach a terminal from a file.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible_escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: object) -> str:
+    """File-derived ``text`` as markup that prints exactly it, on the line it is on.
+
+    Markup is escaped (``[red]`` or a bare ``[/]`` in a name once styled or crashed the report) and every
+    control or bidi character is written as a visible escape (``\\x1b``, ``\\x0a``, ``\\u202e``): an ANSI
+    sequence in a name erased the report's warning line, and a newline forged a line of its own.
+    """
+    from rich.markup import escape
+
+    return escape(_UNSHOWABLE.sub(_visible_escape, str(text)))
 
 
 def _exact(x: float | None) -> str:
@@ -26,33 +50,34 @@ def _exact(x: float | None) -> str:
     return "-" if x is None else repr(x)
 
 
-def _shown(path: Path, root: Path | None) -> str:
-    """``path`` relative to the inspected folder when under it (short enough for 80 columns), else its name."""
+def _where(path: Path, root: Path | None) -> str:
+    """``path`` relative to the inspected folder when under it (short enough for 80 columns), else its name; shown."""
     if root is not None and path != root and path.is_relative_to(root):
-        return str(path.relative_to(root))
-    return path.name or str(path)
+        return shown(path.relative_to(root))
+    return shown(path.name or path)
 
 
-def _checkpoint_block(c: InspectedCheckpoint, shown: str, latest: bool) -> list[Text]:
-    """One checkpoint as short lines, each value whole (never cut to a column): where, state, LRs, problems."""
-    from rich.text import Text
+_STYLES = {"error": "red", "warning": "yellow", "info": "blue"}
 
+
+def _checkpoint_block(c: InspectedCheckpoint, name: str, latest: bool) -> list[str]:
+    """One checkpoint as short lines, each value whole (never cut to a column): where, state, LRs, problems.
+
+    ``name`` is already shown (:func:`_where`)."""
     s, sch = c.state, c.state.scheduler
-    lines = [Text.assemble(("> " if latest else "  ", "bold"), f"step {'?' if s.step is None else s.step}  ",
-                           (shown, "bold"))]
+    lines = [f"{'[bold]> [/]' if latest else '  '}step {'?' if s.step is None else s.step}  [bold]{name}[/]"]
     optim = {True: "yes", False: "no", None: "unknown"}[s.has_optimizer_state]
-    lines.append(Text.assemble(f"    {s.location.format}, ", ("complete", "green") if s.complete else ("INCOMPLETE", "red"),
-                               f", optimizer state: {optim}"))
+    complete = "[green]complete[/]" if s.complete else "[red]INCOMPLETE[/]"
+    lines.append(f"    {shown(s.location.format)}, {complete}, optimizer state: {optim}")
     if s.lrs:
-        lines.append(Text("    LR per group: " + ", ".join(_exact(x) for x in s.lrs)))
+        lines.append("    LR per group: " + ", ".join(_exact(x) for x in s.lrs))
     if sch is not None:
         fields = {"min_lr": sch.min_lr, "max_steps": sch.max_steps, "warmup_steps": sch.warmup_steps,
                   "constant_steps": sch.constant_steps}
         saved = ", ".join(f"{k} {_exact(v)}" for k, v in fields.items() if v is not None)
-        lines.append(Text("    scheduler: " + (saved or "no cosine fields")))
+        lines.append("    scheduler: " + (saved or "no cosine fields"))
     for p in c.problems:
-        style = {"error": "red", "warning": "yellow", "info": "blue"}[p.severity]
-        lines.append(Text.assemble("    ", (f"{p.severity.upper()} {p.code}", style), f" {shown}: {p.message}"))
+        lines.append(f"    [{_STYLES[p.severity]}]{p.severity.upper()} {shown(p.code)}[/] {name}: {shown(p.message)}")
     return lines
 
 
@@ -62,8 +87,8 @@ def _companions_note(companions: list[InspectedCheckpoint], root: Path | None) -
            "nothing to load, nothing lost, not an error")
     if len(companions) == 1:
         loc = companions[0].state.location
-        keeper = _shown(loc.companion_of, root) if loc.companion_of else "?"
-        return f"note: {_shown(loc.path, root)} holds only context/ ({why}); companion of {keeper}"
+        keeper = _where(loc.companion_of, root) if loc.companion_of else "?"
+        return f"note: {_where(loc.path, root)} holds only context/ ({why}); companion of {keeper}"
     steps = sorted({c.state.step for c in companions if c.state.step is not None})
     at = f" (steps {steps[0]}-{steps[-1]})" if steps else ""
     return f"note: {len(companions)} context-only -last folders{at} not listed ({why}; --json: companion_of)"
@@ -73,7 +98,7 @@ def stdout_console() -> Console:
     """rich's Console on stdout, except that a reader closing the pipe (``inspect | head``) is not a failure.
 
     rich's own handler exits 1 on a broken pipe, which turned a healthy report into an error; here the rest
-    of the report is dropped and the command's own exit code stands.
+    of the report is dropped and the command's own exit code stands. Emoji codes stay text: ``:fire:`` in a checkpoint's name is not a picture.
     """
     from rich.console import Console
 
@@ -82,34 +107,31 @@ def stdout_console() -> Console:
             self.quiet = True
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
-    return PipeSafeConsole()
+    return PipeSafeConsole(emoji=False)
 
 
 def render_inspection(result: Inspection) -> None:
     """The human report, whole at any width and when piped: one short block per checkpoint (paths relative
     to the inspected folder, every LR in full), a note for NeMo's context-only -last folders, then the verdict."""
-    from rich.text import Text
-
     console = stdout_console()
     latest = result.latest
     listed = [c for c in result.checkpoints if not c.is_companion]
     companions = [c for c in result.checkpoints if c.is_companion]
-    where = f" in {result.root}" if result.root is not None else ""
-    console.print(Text.assemble(("NeMo checkpoints", "bold"), f"{where}, by step (> marks the one to resume from):"),
-                  soft_wrap=True)
+    where = f" in {shown(result.root)}" if result.root is not None else ""
+    console.print(f"[bold]NeMo checkpoints[/]{where}, by step (> marks the one to resume from):", soft_wrap=True)
     for c in listed:
-        for line in _checkpoint_block(c, _shown(c.state.location.path, result.root), c is latest):
+        for line in _checkpoint_block(c, _where(c.state.location.path, result.root), c is latest):
             console.print(line, soft_wrap=True)
     if companions:
-        console.print(Text(_companions_note(companions, result.root), "blue"), soft_wrap=True)
+        console.print(f"[blue]{_companions_note(companions, result.root)}[/]", soft_wrap=True)
     if result.mixed is not None:
-        console.print(Text.assemble((f"ERROR {result.mixed.code}", "red"), f" {result.mixed.message}"), soft_wrap=True)
+        console.print(f"[red]ERROR {shown(result.mixed.code)}[/] {shown(result.mixed.message)}", soft_wrap=True)
     if latest is None:
-        console.print(Text("No checkpoint here can be resumed from.", "red"))
+        console.print("[red]No checkpoint here can be resumed from.[/]")
     elif result.mixed is not None:
         console.print("[red]No automatic choice between runs:[/] pass --resume PATH to the planner.", soft_wrap=True)
     else:
-        console.print(Text.assemble("Resume from (newest resumable, by step): ", (str(latest.state.location.path), "bold")),
+        console.print(f"Resume from (newest resumable, by step): [bold]{shown(latest.state.location.path)}[/]",
                       soft_wrap=True)
 
 
@@ -118,17 +140,17 @@ def render_plan(plan: ResumePlan) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    console.print(f"[bold]Checkpoint:[/] {plan.checkpoint or '(none: ' + plan.mode + ')'}", soft_wrap=True)
-    console.print(f"  {plan.choice.why}", soft_wrap=True)
+    console.print(f"[bold]Checkpoint:[/] {shown(plan.checkpoint or '(none: ' + plan.mode + ')')}", soft_wrap=True)
+    console.print(f"  {shown(plan.choice.why)}", soft_wrap=True)
     for s in plan.choice.skipped:
-        console.print(f"  [yellow]skipped[/] {Path(s.path).name}: {s.reason}", soft_wrap=True)
+        console.print(f"  [yellow]skipped[/] {shown(Path(s.path).name)}: {shown(s.reason)}", soft_wrap=True)
     if plan.choice.weights_only:
-        console.print(f"  weights-only checkpoint available: {plan.choice.weights_only.state.location.path} "
+        console.print(f"  weights-only checkpoint available: {shown(plan.choice.weights_only.state.location.path)} "
                       "(use --restart-from-weights for a fresh optimizer from it)", soft_wrap=True)
     if plan.decision:
-        console.print(f"[bold]LR policy:[/] {plan.decision.policy}")
+        console.print(f"[bold]LR policy:[/] {shown(plan.decision.policy)}")
         for note in plan.decision.notes:
-            console.print(f"  {note}", soft_wrap=True)
+            console.print(f"  {shown(note)}", soft_wrap=True)
     points = plan.schedule_points()
     if points:
         table = Table(title=f"Schedule from step {plan.resume_step} to {plan.request.max_steps}")
@@ -139,7 +161,7 @@ def render_plan(plan: ResumePlan) -> None:
         console.print(table)
     for p in plan.problems:
         style = "red" if p.severity == "error" else "yellow"
-        console.print(f"[{style}]{p.severity.upper()} {p.code}[/] {p.message}", soft_wrap=True)
+        console.print(f"[{style}]{p.severity.upper()} {shown(p.code)}[/] {shown(p.message)}", soft_wrap=True)
     console.print("[green]Plan is safe.[/]" if plan.ok else "[red]No safe plan for this request.[/]")
 
 
@@ -149,24 +171,25 @@ def render_check(result: CheckResult) -> None:
 
     console = stdout_console()
     groups = len(result.request.base_lrs)
-    table = Table(title=f"LR at key steps ({result.scheduler})")
+    table = Table(title=f"LR at key steps ({shown(result.scheduler)})")
     for col in ("step", "what", *(f"group {g}" for g in range(groups))):
         table.add_column(col, justify="right" if col != "what" else "left")
     for step, label, lrs in result.key_steps:
         cells = [f"{x:.4g}" for x in lrs] if lrs is not None else ["[red]raises[/]"] * groups
-        table.add_row(str(step), label, *cells)
+        table.add_row(str(step), shown(label), *cells)
     console.print(table)
     checks = Table(title="Checks")
     for col in ("check", "result", "step", "reason"):
         checks.add_column(col, overflow="fold")
     marks = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "[yellow]skipped[/]"}
     for c in result.checks:
-        checks.add_row(c.name, marks[c.ok], "" if c.step is None else str(c.step), c.reason)
+        checks.add_row(shown(c.name), marks[c.ok], "" if c.step is None else str(c.step), shown(c.reason))
     console.print(checks)
     for note in result.notes:
-        console.print(f"[blue]note[/] {note}", soft_wrap=True)
+        console.print(f"[blue]note[/] {shown(note)}", soft_wrap=True)
     problem = result.first_problem
     if problem is None:
         console.print(f"[green bold]OK[/]: every check passes from step {result.start} to {result.end}")
     else:
-        console.print(f"[red bold]FAIL at step {problem.step}[/] ({problem.name}): {problem.reason}", soft_wrap=True)
+        console.print(f"[red bold]FAIL at step {problem.step}[/] ({shown(problem.name)}): {shown(problem.reason)}",
+                      soft_wrap=True)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemo_resume.checkpoint.layout import find_checkpoints
+from nemo_resume.checkpoint.layout import CheckpointLocation, find_checkpoints
 from nemo_resume.checkpoint.state import CheckpointState, read_checkpoint
 from nemo_resume.inspection.lineage import mixed_runs
-from nemo_resume.inspection.problems import Problem, predict_problems
+from nemo_resume.inspection.problems import INVALID_VALUE_CODES, Problem, predict_problems
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,16 @@ class InspectedCheckpoint:
     problems: tuple[Problem, ...]
 
     @property
+    def invalid_values(self) -> tuple[Problem, ...]:
+        """Saved values no run can train on (NaN, infinite or negative LRs, negative step counts)."""
+        return tuple(p for p in self.problems if p.code in INVALID_VALUE_CODES)
+
+    @property
     def resumable(self) -> bool:
-        """Complete, with optimizer state, and safe to load: a run can continue from it."""
+        """Complete, with optimizer state, safe to load and with values a run can train on: a run can continue from it."""
         s = self.state
-        return s.complete and s.has_optimizer_state is True and not s.hostile_calls and s.step is not None
+        return (s.complete and s.has_optimizer_state is True and s.step is not None
+                and not self.invalid_values)
 
     @property
     def is_companion(self) -> bool:
@@ -46,7 +52,7 @@ class InspectedCheckpoint:
             "has_optimizer_state": s.has_optimizer_state,
             "scheduler": s.scheduler.to_json() if s.scheduler else None,
             "config": s.config.to_json() if s.config else None,
-            "unknown_pickle_calls": list(s.unknown_calls),
+            "unsafe_pickle_globals": [g.to_json() for g in s.unsafe_globals],
             "notes": list(s.notes),
             "problems": [p.to_json() for p in self.problems],
             "companion_of": str(loc.companion_of) if loc.companion_of else None,
@@ -91,15 +97,30 @@ class Inspection:
         }
 
 
+def _failure(exc: Exception) -> str:
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - str() of a hostile value can raise too
+        return type(exc).__name__
+
+
+def _inspect_one(loc: CheckpointLocation) -> InspectedCheckpoint:
+    """One checkpoint read and judged. Reading fails for reasons no list foresees (a file is hostile by
+    assumption): any failure is this checkpoint's reason, so the good checkpoints beside it are still found."""
+    try:
+        state = read_checkpoint(loc)
+        return InspectedCheckpoint(state, tuple(predict_problems(state)))
+    except Exception as exc:  # noqa: BLE001 - the one place a checkpoint's failure stops at the checkpoint
+        state = CheckpointState(loc, (*loc.layout_reasons, f"could not be read ({_failure(exc)})"))
+        return InspectedCheckpoint(state, tuple(predict_problems(state)))
+
+
 def inspect_path(path: Path | str) -> Inspection:
     """Find and read every checkpoint at or under ``path``, in step order.
 
     Raises:
         NemoResumeError: the path does not exist or holds no checkpoint.
     """
-    found = []
-    for loc in find_checkpoints(path):
-        state = read_checkpoint(loc)
-        found.append(InspectedCheckpoint(state, tuple(predict_problems(state))))
+    found = [_inspect_one(loc) for loc in find_checkpoints(path)]
     found.sort(key=lambda c: (c.state.step if c.state.step is not None else -1, str(c.state.location.path)))
     return Inspection(tuple(found), mixed_runs([c.state for c in found]), Path(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +24,12 @@ UNSAFE_PICKLE = "UNSAFE_PICKLE"
 UNSUPPORTED_SCHEDULER = "UNSUPPORTED_SCHEDULER"
 STAGED_SCHEDULE = "STAGED_SCHEDULE"
 PAST_LAST_STAGE = "PAST_LAST_STAGE"
+INVALID_LR = "INVALID_LR"
+INVALID_MIN_LR = "INVALID_MIN_LR"
+INVALID_STEPS = "INVALID_STEPS"
+#: Saved values no run can train on (a NaN, infinite or negative LR, a negative step count): NeMo restores them
+#: without a complaint, so a checkpoint with one of these is never resumed (InspectedCheckpoint.resumable).
+INVALID_VALUE_CODES = (INVALID_LR, INVALID_MIN_LR, INVALID_STEPS)
 
 _COSINE_MODULE = "CosineAnnealingScheduler"
 _FIX = "resume with `nemo-resume plan RUN --lr-policy smooth` instead of editing the config"
@@ -53,12 +60,65 @@ def cosine_state(s: SchedulerState) -> CosineState | None:
     )
 
 
+def _resumed_at(sched: SchedulerState | None, step: int | None) -> int:
+    """The step a resume trains first: the scheduler's saved ``last_epoch``, else the trainer's step."""
+    if sched is not None and sched.last_epoch is not None:
+        return sched.last_epoch
+    return step or 0
+
+
+def _bad_lr(x: float | None) -> bool:
+    return x is not None and not (math.isfinite(x) and x >= 0)
+
+
+_INVALID_WHY = {
+    INVALID_LR: "a NaN or infinite LR turns the weights to NaN, a negative one climbs the loss",
+    INVALID_MIN_LR: "NeMo's scheduler decays every LR towards it",
+    INVALID_STEPS: "NeMo's scheduler computes every LR from them, and a step count is never negative",
+}
+
+
+def _invalid_values(state: CheckpointState) -> list[Problem]:
+    """One error per kind of saved value no run can train on, at the first step it breaks.
+
+    The optimizer's param groups hold the LR the resumed step trains with; the scheduler's fields decide the
+    LR from its next step on. Lightning restores both as saved, whatever the new config says.
+    """
+    sched, at = state.scheduler, _resumed_at(state.scheduler, state.step)
+    found: dict[str, list[tuple[str, int]]] = {}
+
+    def flag(code: str, what: str, step: int) -> None:
+        found.setdefault(code, []).append((what, step))
+
+    for i, g in enumerate(state.param_groups):
+        for name, x in (("lr", g.lr), ("initial_lr", g.initial_lr), ("max_lr", g.max_lr), ("min_lr", g.min_lr)):
+            if _bad_lr(x):
+                flag(INVALID_MIN_LR if name == "min_lr" else INVALID_LR, f"param group {i} {name} {x!r}", at)
+    if sched is not None:
+        if any(_bad_lr(x) for x in sched.base_lrs):
+            flag(INVALID_LR, f"scheduler base_lrs {list(sched.base_lrs)!r}", at + 1)
+        if _bad_lr(sched.min_lr):
+            flag(INVALID_MIN_LR, f"scheduler min_lr {sched.min_lr!r}", at + 1)
+        for name in ("max_steps", "warmup_steps", "constant_steps"):
+            n = getattr(sched, name)
+            if n is not None and n < 0:
+                flag(INVALID_STEPS, f"scheduler {name} {n}", at + 1)
+    out = []
+    for code, fields in found.items():
+        step = min(s for _, s in fields)
+        what = ", ".join(w for w, _ in fields)
+        out.append(Problem(code, "error", f"saved {what}: a resumed run uses {'them' if len(fields) > 1 else 'it'} "
+                                          f"from step {step} ({_INVALID_WHY[code]}). The checkpoint's trainer state "
+                                          "is damaged; resume from an older checkpoint", step))
+    return out
+
+
 def _schedule_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
     cos = cosine_state(sched)
     if cos is None:
         return []
     out: list[Problem] = []
-    start = (sched.last_epoch if sched.last_epoch is not None else step or 0) + 1
+    start = _resumed_at(sched, step) + 1
     failure = first_failure(cos, start, max(cos.max_steps, start))
     if failure is not None:
         below = failure.kind in ("below_min_lr", "assert_max_lr_gt_min_lr")
@@ -112,7 +172,7 @@ def _schedule_problems(sched: SchedulerState, step: int | None) -> list[Problem]
 def _stage_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
     """The saved stages and where the checkpoint is in them (``--lr-stages``, nemo_resume's StagedLR)."""
     stages = sched.stages
-    at = sched.last_epoch if sched.last_epoch is not None else step or 0
+    at = _resumed_at(sched, step)
     i, starts, end = stage_index(stages, at), boundaries(stages), total_steps(stages)
     s = stages[i]
     where = f"stage {i + 1} of {len(stages)} (LR {s.lr:g}, steps {starts[i]}-{starts[i] + s.steps - 1})"
@@ -132,19 +192,22 @@ def _stage_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
 def predict_problems(state: CheckpointState) -> list[Problem]:
     """Everything that will go wrong resuming from ``state``, most severe first."""
     out: list[Problem] = []
-    if state.hostile_calls:
+    if state.unsafe_globals:
         out.append(
             Problem(
                 UNSAFE_PICKLE,
                 "error",
-                f"the trainer-state pickle calls {', '.join(state.hostile_calls)} when loaded; nemo-resume did not "
-                "run it. Do not torch.load this file with weights_only=False",
+                "; ".join(g.describe() for g in state.unsafe_globals) + ": resuming it (torch.load, torch DCP) "
+                "would import or run what the file chose; nemo-resume did not. Never resume from it or load it",
             )
         )
     if state.incomplete_reasons:
         if state.location.companion_of is None:  # NeMo's context-only -last leftovers lost nothing
             out.append(Problem(INCOMPLETE, "error", "cannot resume from it: " + "; ".join(state.incomplete_reasons)))
         return out
+    invalid = _invalid_values(state)
+    if invalid:  # whatever the schedule predicts from them is noise
+        return out + invalid
     if state.has_optimizer_state is False:
         out.append(
             Problem(

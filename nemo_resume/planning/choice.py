@@ -51,12 +51,14 @@ class Choice:
 
 def _reason(c: InspectedCheckpoint) -> str:
     s = c.state
+    if s.unsafe_globals:  # first: whatever else is wrong, this one must never be loaded
+        return "unsafe to load: " + "; ".join(g.describe() for g in s.unsafe_globals)
     if s.incomplete_reasons:
         return "; ".join(s.incomplete_reasons)
-    if s.hostile_calls:
-        return f"its pickle calls {', '.join(s.hostile_calls)}"
     if s.has_optimizer_state is not True:
         return "weights only (no optimizer state): Lightning cannot continue training from it"
+    if c.invalid_values:
+        return "; ".join(f"{p.code}: {p.message}" for p in c.invalid_values)
     return "its step could not be read"
 
 

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -51,7 +52,8 @@ __all__ = [
 
 
 def tree_manifest(root: Path | str) -> dict[str, tuple]:
-    """Every entry under ``root``: ``("file", size, mode, sha256)``, ``("link", target)`` or ``("dir", mode)``.
+    """Every entry under ``root``: ``("file", size, mode, sha256)``, ``("link", target)``, ``("dir", mode)``
+    or ``("special", mode)`` (a FIFO, socket or device, never opened).
 
     Links are recorded, never followed, so a dangling or looping link is fine.
     """
@@ -68,6 +70,8 @@ def tree_manifest(root: Path | str) -> dict[str, tuple]:
                 out[rel] = ("link", os.readlink(p))
             elif p.is_dir():
                 out[rel] = ("dir", st.st_mode)
+            elif not stat.S_ISREG(st.st_mode):  # a FIFO or device: reading it would block or never end
+                out[rel] = ("special", st.st_mode)
             else:
                 try:
                     digest = hashlib.sha256(p.read_bytes()).hexdigest()
