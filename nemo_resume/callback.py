@@ -1,8 +1,12 @@
 """The Lightning callback that makes a resumed NeMo run follow the plan, not the restored state.
 
 Lightning restores loops, optimizer state and then ``scheduler.load_state_dict`` (the
-checkpoint wins) before any callback's ``on_train_start``; so that hook is the first point at
-which the plan can be written, and the last one before the first optimizer step.
+checkpoint wins) before any callback's ``on_train_start``. With PEFT (the fine-tuning recipes'
+LoRA/DoRA), NeMo builds the optimizer and restores the adapter checkpoint's optimizer and scheduler
+state later still, in its PEFT callback's ``on_train_epoch_start``
+(nemo/lightning/pytorch/callbacks/peft.py:254-273), and that callback runs after the recipe's. So
+the plan is written at the start of the first training batch: after every restore, before the first
+optimizer step.
 """
 
 from __future__ import annotations
@@ -51,7 +55,11 @@ class ResumeScheduleCallback(Callback, io.IOMixin):
     def from_state(cls, target: CosineState, resume_step: int) -> "ResumeScheduleCallback":
         return cls(resume_step, list(target.base_lrs), target.min_lr, target.max_steps, target.warmup_steps, target.constant_steps)
 
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self.applied is None:
+            self._apply(trainer)
+
+    def _apply(self, trainer: Any) -> None:
         if trainer.global_step != self.resume_step:
             raise RuntimeError(
                 f"nemo-resume: the plan was made for a resume at step {self.resume_step}, but the trainer is at "

@@ -1,12 +1,19 @@
-"""``make demo``: the seed incident replayed end to end with real NeMo parts on CPU.
+"""``make demo``: the seed incident replayed end to end on NeMo's real Megatron path, on CPU.
+
+The seed run (warmup 500, max_steps 1000, a checkpoint at 499, death at 501) on a shorter
+horizon: warmup 30, max_steps 60, a checkpoint every 20 steps. The checkpoint sits 10 steps before
+the death, not 2: NeMo finalizes an async save at a later step and never after a crash
+(nemo/utils/callbacks/dist_ckpt_io.py:163-168), and CPU steps are short. Every run is the recipe's
+``--smoke`` rehearsal: ``MegatronStrategy``, megatron-core's distributed optimizer, ``torch_dist``
+checkpoints, a tiny Qwen2-family model (docs/smoke.md).
 
 1. The continued-pre-training recipe with ``--lr 1e-5`` and the stock ``min_lr=3e-5``: the
-   schedule check fails at step 501; launched anyway (``--smoke --launch-anyway``), NeMo's own
-   run checkpoints at step 499 and dies at step 501 with the below-min-LR error.
-2. The inspector reads the run folder: step 499, LR 9.98e-6, the failure predicted at 501.
+   schedule check fails at step 31; launched anyway (``--smoke --launch-anyway``), NeMo's own
+   run checkpoints at step 20 and dies at step 31 with the below-min-LR error.
+2. The inspector reads the run folder: step 20, LR 6.77e-6, the failure predicted at 31.
 3. The seed notes' fix, ``min_lr`` lowered in the config, resumed through stock NeMo: the
-   checkpoint's scheduler state wins and the run dies again at step 501.
-4. ``--resume auto`` through nemo-resume: the plan and callback take the run to step 1000.
+   checkpoint's scheduler state wins and the run dies again at step 31.
+4. ``--resume auto`` through nemo-resume: the plan and callback take the run to step 60.
 5. ``demo-out/lr.png`` and ``demo-out/report.md``.
 
 Every stage is checked, not just printed: the demo exits 0 only if each behaved as described.
@@ -16,6 +23,7 @@ Each stage calls the same functions as ``recipes/qwen25_pretrain.py`` (options, 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import sys
@@ -30,9 +38,14 @@ from nemo_resume.constants import NEMO_BELOW_MIN_LR_TEXT
 from nemo_resume.inspection import Inspection, inspect_path
 from nemo_resume.recipes.launch import Prepared, prepare, smoke
 from nemo_resume.recipes.options import build_parser, options_from_args
+from nemo_resume.schedules.cosine import lr_at
 
 SCRIPT = "python recipes/qwen25_pretrain.py"
-BASE_FLAGS = ["--size", "0.5b", "--lr", "1e-5", "--warmup-steps", "500", "--max-steps", "1000", "--checkpoint-every", "499"]
+LR, WARMUP, MAX_STEPS, EVERY = 1e-5, 30, 60, 20
+#: the checkpoint the incident leaves (global step), and the step NeMo dies at (the first after warmup)
+SAVED, DIES = EVERY, WARMUP + 1
+BASE_FLAGS = ["--size", "0.5b", "--lr", f"{LR:g}", "--warmup-steps", str(WARMUP), "--max-steps", str(MAX_STEPS),
+              "--checkpoint-every", str(EVERY)]
 
 
 @dataclass
@@ -86,63 +99,72 @@ def _command(*flags: str) -> str:
 
 
 def _prepare_and_smoke(opts, log: Path) -> tuple[Prepared, Any]:
+    from nemo_resume.recipes.qwen25 import qwen25_recipe
+
     prepared = prepare(opts)
     with _quiet(log):
-        result = smoke(opts, prepared.plan)
+        result = smoke(qwen25_recipe(opts, prepared.plan), opts)
     return prepared, result
 
 
 def _stage1(run_root: Path, log: Path, result: DemoResult) -> Stage:
     st = Stage("The incident: --lr 1e-5 under the stock min_lr 3e-5", _command("--min-lr", "3e-5", "--smoke", "--launch-anyway"),
-               "the check fails at step 501; the real NeMo run checkpoints at 499 and dies at 501 with NeMo's error")
+               f"the check fails at step {DIES}; the real NeMo run checkpoints at {SAVED} and dies at {DIES} with NeMo's error")
     prepared, run = _prepare_and_smoke(_opts(run_root, "--min-lr", "3e-5"), log)
     failure = prepared.check.first_problem
     result.lrs["attempt 1 (stock min_lr)"] = run.lrs
-    ckpts = sorted(p.name for p in run.checkpoint_dir.glob("*.ckpt"))
+    saved = sorted(c.state.step for c in inspect_path(run.checkpoint_dir).checkpoints if c.state.step is not None)
     st.observed = (f"check: fails at step {failure.step if failure else None}; run: {run.error or 'no error'} "
-                   f"after step {max(run.lrs)} (trainer at {run.final_step}); checkpoints {ckpts}")
-    st.ok = (failure is not None and failure.step == 501 and run.error is not None and NEMO_BELOW_MIN_LR_TEXT in run.error
-             and max(run.lrs) == 500 and any("step=499" in c for c in ckpts))
+                   f"after step {max(run.lrs, default=None)} (trainer at {run.final_step}); checkpoints at steps {saved}")
+    st.ok = (failure is not None and failure.step == DIES and run.error is not None and NEMO_BELOW_MIN_LR_TEXT in run.error
+             and max(run.lrs, default=None) == WARMUP and SAVED in saved)
     return st
 
 
 def _stage2(run_root: Path, result: DemoResult) -> tuple[Stage, Inspection]:
     st = Stage("Inspect the run folder", "python -m nemo_resume.inspect demo-out/run",
-               "step 499, LR 9.98e-6, and the failure predicted at step 501")
+               f"step {SAVED}, LR {LR * (SAVED + 1) / (WARMUP + 1):.3g}, and the failure predicted at step {DIES}")
     found = inspect_path(run_root)
     latest = found.latest
     codes = {(p.code, p.step) for p in latest.problems} if latest else set()
     lr = latest.state.lrs[0] if latest and latest.state.lrs else None
     st.observed = f"newest resumable: step {latest.state.step if latest else None}, LR {lr}, problems {sorted(codes)}"
-    st.ok = (latest is not None and latest.state.step == 499 and lr is not None and abs(lr - 1e-5 * 500 / 501) < 1e-12
-             and ("LR_BELOW_MIN_LR", 501) in codes)
+    st.ok = (latest is not None and latest.state.step == SAVED and lr is not None
+             and abs(lr - LR * (SAVED + 1) / (WARMUP + 1)) < 1e-15 and ("LR_BELOW_MIN_LR", DIES) in codes)
     return st, found
 
 
 def _stage3(run_root: Path, log: Path, result: DemoResult) -> Stage:
     st = Stage("The seed notes' fix: min_lr lowered to 1e-6, resumed through stock NeMo",
                _command("--min-lr", "1e-6", "--lr-policy", "keep", "--smoke", "--launch-anyway"),
-               "the checkpoint's saved scheduler state wins: the run dies again at step 501 with the same error")
+               f"the checkpoint's saved scheduler state wins: the run dies again at step {DIES} with the same error")
     prepared, run = _prepare_and_smoke(_opts(run_root, "--min-lr", "1e-6", "--lr-policy", "keep"), log)
     result.lrs["attempt 2 (min_lr lowered, stock resume)"] = run.lrs
     st.observed = (f"plan refused keep ({prepared.plan.problems[0].code if prepared.plan.problems else 'none'}); "
                    f"run resumed at step {min(run.lrs) if run.lrs else None}: {run.error or 'no error'}")
-    st.ok = (run.error is not None and NEMO_BELOW_MIN_LR_TEXT in run.error and min(run.lrs) == 499 and max(run.lrs) == 500)
+    st.ok = (run.error is not None and NEMO_BELOW_MIN_LR_TEXT in run.error and min(run.lrs, default=None) == SAVED
+             and max(run.lrs) == WARMUP)
     return st
 
 
 def _stage4(run_root: Path, log: Path, result: DemoResult) -> Stage:
     st = Stage("Resume with nemo-resume: --resume auto", _command("--min-lr", "1e-6", "--resume", "auto", "--smoke"),
-               "the plan resumes step 499 with a smooth cosine to min_lr 1e-6: no jump, every LR >= 1e-6, step 1000 reached")
+               f"the plan resumes step {SAVED} at the checkpoint's LR (no jump) with a smooth cosine to min_lr 1e-6: the "
+               f"live LR equals the plan at every step, every LR >= 1e-6, step {MAX_STEPS} reached")
     prepared, run = _prepare_and_smoke(_opts(run_root, "--min-lr", "1e-6", "--resume", "auto"), log)
     result.lrs["attempt 3 (nemo-resume plan)"] = run.lrs
-    lrs = [run.lrs[s][0] for s in sorted(run.lrs)]
-    jump = abs(lrs[1] - lrs[0]) / lrs[0] if len(lrs) > 1 else None
+    steps = sorted(run.lrs)
+    target = prepared.plan.target
+    off_plan = [s for s in steps if target is None or not math.isclose(run.lrs[s][0], lr_at(target, s)[0], rel_tol=1e-12)]
+    saved_lr = LR * (SAVED + 1) / (WARMUP + 1)
+    first = run.lrs[steps[0]][0] if steps else None
     st.observed = (f"policy {prepared.plan.decision.policy if prepared.plan.decision else None}, check ok={prepared.check.ok}; "
-                   f"run: steps {min(run.lrs)}..{max(run.lrs)}, reached {run.final_step}, min LR {min(lrs):.3g}, "
-                   f"LR change 499->500 {jump:.2e}; {run.error or 'no error'}")
-    st.ok = (prepared.refusal is None and run.error is None and run.final_step == 1000 and min(run.lrs) == 499
-             and min(lrs) >= 1e-6 * (1 - 1e-9) and jump is not None and jump < 1e-3)
+                   f"run: steps {min(steps, default=None)}..{max(steps, default=None)}, reached {run.final_step}, "
+                   f"first LR {first}, min LR {min((run.lrs[s][0] for s in steps), default=0):.3g}, "
+                   f"steps off the plan {off_plan}; {run.error or 'no error'}")
+    st.ok = (prepared.refusal is None and run.error is None and run.final_step == MAX_STEPS and steps[:1] == [SAVED]
+             and not off_plan and first is not None and math.isclose(first, saved_lr, rel_tol=1e-12)
+             and min(run.lrs[s][0] for s in steps) >= 1e-6 * (1 - 1e-9))
     return st
 
 
@@ -159,10 +181,10 @@ def _plot(result: DemoResult, path: Path) -> None:
         ax.plot(steps, [lrs[s][0] for s in steps], style, marker=marker, markersize=9, label=label, linewidth=1.8)
     ax.axhline(3e-5, color="red", linestyle=":", label="stock min_lr 3e-5")
     ax.axhline(1e-6, color="gray", linestyle=":", label="new min_lr 1e-6")
-    ax.axvline(501, color="red", alpha=0.5)
-    ax.annotate("NeMo dies at 501", (501, 1.02e-5), color="red", fontsize=8)
-    ax.axvline(499, color="green", alpha=0.5)
-    ax.annotate("resume from step 499", (499, 2.2e-5), color="green", fontsize=8, ha="right")
+    ax.axvline(DIES, color="red", alpha=0.5)
+    ax.annotate(f"NeMo dies at {DIES}", (DIES, 1.02e-5), color="red", fontsize=8)
+    ax.axvline(SAVED, color="green", alpha=0.5)
+    ax.annotate(f"resume from step {SAVED}", (SAVED, 2.2e-5), color="green", fontsize=8, ha="right")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate (param group 0)")
     ax.set_title("The below-min-LR incident, the stock fix, and the nemo-resume plan")
@@ -173,8 +195,9 @@ def _plot(result: DemoResult, path: Path) -> None:
 
 def _report(result: DemoResult, path: Path) -> None:
     lines = ["# nemo-resume demo report", "",
-             "Real NeMo 2 parts on CPU (nl.Trainer, PytorchOptimizerModule, CosineAnnealingScheduler, ModelCheckpoint, "
-             "NeMoLogger, AutoResume) on a tiny model; see docs/smoke.md for what differs from a GPU run.", ""]
+             "The recipe's --smoke rehearsal: NeMo's Megatron path on CPU (MegatronStrategy, megatron-core's "
+             "distributed optimizer, CosineAnnealingScheduler, ModelCheckpoint with torch_dist checkpoints, NeMoLogger, "
+             "AutoResume) on a tiny Qwen2-family model; see docs/smoke.md for what differs from a GPU run.", ""]
     for i, s in enumerate(result.stages, 1):
         lines += [f"## {i}. {s.title} ({'OK' if s.ok else 'FAILED'}, {s.seconds:.2f} s)", "", f"    {s.command}", "",
                   f"- expected: {s.expected}", f"- observed: {s.observed}", ""]

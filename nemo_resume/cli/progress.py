@@ -5,7 +5,7 @@ stderr, so ``--json`` and piped tables stay clean; nothing is drawn when stderr 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,32 +23,13 @@ def working(label: str) -> Iterator[None]:
         yield
 
 
-def step_progress(max_steps: int, label: str = "smoke run") -> Any:
-    """A Lightning callback advancing a progress bar to ``max_steps`` after every training step.
-
-    Watch-only: hand it to ``nemo_resume.smoke.train.train(watchers=...)``, which keeps it out of the
-    run's ``context/io.json``.
-    """
-    import lightning.pytorch as pl
+@contextmanager
+def step_progress(max_steps: int, label: str = "smoke run") -> Iterator[Callable[[int], None]]:
+    """A progress bar to ``max_steps``; yields the function to call with each step as it starts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    class StepProgress(pl.Callback):
-        def __init__(self) -> None:
-            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=_console(), transient=True)
-            self.task = self.bar.add_task(label, total=max_steps)
-
-        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            self.bar.start()
-            self.bar.update(self.task, completed=int(trainer.global_step))
-
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-            self.bar.update(self.task, completed=int(trainer.global_step))
-
-        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-            self.bar.stop()
-
-        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-            self.bar.stop()
-
-    return StepProgress()
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=_console(), transient=True)
+    task = bar.add_task(label, total=max_steps)
+    with bar:
+        yield lambda step: bar.update(task, completed=step)

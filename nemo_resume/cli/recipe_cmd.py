@@ -51,19 +51,18 @@ def _steps(args: argparse.Namespace, task: Task, prog: str, doc: dict[str, Any])
             return EXIT_PROBLEM
         print(f"{prog}: launching anyway (--launch-anyway): {prepared.refusal}", file=sys.stderr)
     print(f"{prog}: {prepared.headline}", file=sys.stderr)
-    if args.smoke and not (args.dry_run or args.to_yaml):
-        # 5'. the same schedule and resume plan on a tiny CPU model.
-        with working("loading NeMo for the smoke run"):
-            import nemo_resume.smoke.train  # noqa: F401 - the slow import, under the spinner
-        result = smoke(opts, prepared.plan, watchers=[step_progress(opts.max_steps)])
-        doc["smoke"] = {"final_step": result.final_step, "error": result.error}
-        print(f"smoke run: reached step {result.final_step}" + (f"; failed: {result.error}" if result.error else ""))
-        return EXIT_OK if result.error is None else EXIT_PROBLEM
     # 4. NeMo's own Qwen2.5 recipe, edited.
     with working("loading NeMo and building the recipe"):
         from nemo_resume.recipes.qwen25 import qwen25_recipe
 
         recipe = qwen25_recipe(opts, prepared.plan)
+    if args.smoke and not (args.dry_run or args.to_yaml):
+        # 5'. the same recipe rehearsed on CPU: NeMo's Megatron path, a tiny model of the same family.
+        with step_progress(opts.max_steps) as on_step:
+            result = smoke(recipe, opts, on_step=on_step)
+        doc["smoke"] = {"final_step": result.final_step, "error": result.error}
+        print(f"smoke run: reached step {result.final_step}" + (f"; failed: {result.error}" if result.error else ""))
+        return EXIT_OK if result.error is None else EXIT_PROBLEM
     if args.to_yaml:
         args.to_yaml.write_text(to_yaml(recipe))
         print(f"wrote {args.to_yaml}")

@@ -6,16 +6,18 @@ so a copied script can reorder or replace one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.check.result import CheckResult
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
 from nemo_resume.recipes.options import RecipeOptions
 from nemo_resume.recipes.slurm import experiment_base_dir, slurm_executor
+
+if TYPE_CHECKING:
+    from nemo_resume.smoke.train import SmokeResult
 
 
 @dataclass(frozen=True)
@@ -121,26 +123,15 @@ def launch(recipe: Any, opts: RecipeOptions, *, dryrun: bool) -> LaunchOutcome:
     return LaunchOutcome(exp._id, failed, home)
 
 
-def smoke(opts: RecipeOptions, plan: ResumePlan, watchers: Sequence[Any] = ()):
-    """The same schedule, checkpointing and resume plan on a tiny CPU model (nemo_resume.smoke).
+def smoke(recipe: Any, opts: RecipeOptions, on_step: Callable[[int], None] | None = None) -> SmokeResult:
+    """Rehearse ``recipe`` (built by ``qwen25_recipe``) on CPU: NeMo's Megatron path with this recipe's
+    optimizer, scheduler, checkpointing, logger and resume plan and a tiny model of the same family
+    (:mod:`nemo_resume.smoke.rehearsal`).
 
-    NeMo's scheduler, optimizer module, ModelCheckpoint, NeMoLogger and AutoResume are the real
-    ones; the model and the strategy are not Megatron's (docs/smoke.md says what differs).
-    ``watchers`` only watch (a progress bar; see ``nemo_resume.smoke.train.train``).
+    ``on_step`` is called with each step as it starts (a progress bar). The rehearsal's own output goes
+    to ``<dir>/<name>/rehearsal.log``.
     """
-    from nemo_resume.callback import ResumeScheduleCallback
-    from nemo_resume.schedules.scheduler_module import scheduler_module
-    from nemo_resume.smoke.train import SmokeConfig, train
+    from nemo_resume.smoke.megatron_run import rehearse
 
-    mult = opts.lr_mult
-    cfg = SmokeConfig(
-        lr=opts.lr, min_lr=opts.min_lr, warmup_steps=opts.warmup_steps, max_steps=opts.max_steps,
-        constant_steps=opts.constant_steps, checkpoint_every=opts.checkpoint_every,
-        save_optim_on_train_end=True, name=opts.name,
-        # the recipe's own scheduler module; one extra head stands in for the --lr-mult parameters
-        lr_scheduler=scheduler_module(opts.request(checked=False)).build(),
-        lr_mults=(mult.mult,) if mult else (), save_from_step=opts.save_from_step,
-    )
-    callbacks = [ResumeScheduleCallback.from_state(plan.target, plan.resume_step)] if plan.target else []
-    resume_from = Path(plan.checkpoint) if plan.mode == MODE_RESUME and plan.checkpoint else None
-    return train(cfg, opts.dir, resume_from=resume_from, callbacks=callbacks, watchers=watchers)
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    return rehearse(recipe, devices=opts.smoke_devices, on_step=on_step, log_path=opts.run_dir / "rehearsal.log")

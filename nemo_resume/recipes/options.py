@@ -120,6 +120,7 @@ class RecipeOptions:
     lr_mult_rules: tuple[LrMultRule, ...] = ()
     save_from_step: int | None = None
     max_jump: float = MAX_LR_JUMP
+    smoke_devices: int = 1
 
     @property
     def run_dir(self) -> Path:
@@ -228,7 +229,10 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g = p.add_argument_group("actions")
     g.add_argument("--dry-run", action="store_true", help="print config, plan, check and launch command; run nothing")
     g.add_argument("--to-yaml", type=Path, help="write the NeMo-Run config as YAML")
-    g.add_argument("--smoke", action="store_true", help="run this schedule and resume plan on a tiny CPU model")
+    g.add_argument("--smoke", action="store_true", help="rehearse this recipe, schedule and resume plan on CPU: "
+                   "NeMo's Megatron path with a tiny model of the same family (docs/smoke.md)")
+    g.add_argument("--smoke-devices", type=_positive_int, default=1, metavar="N",
+                   help="CPU ranks (data-parallel size) of the --smoke rehearsal (default: %(default)s)")
     g.add_argument("--launch-anyway", action="store_true", help="launch even if the schedule check fails")
     g.add_argument("--json", action="store_true", help="print one JSON document (options, plan, check, outcome) on "
                    "stdout; everything else goes to stderr")
@@ -307,6 +311,7 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         executor=args.executor, slurm=slurm, notes=tuple(notes),
         schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
         decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step, max_jump=args.max_jump,
+        smoke_devices=args.smoke_devices,
     )
     check_layout(opts)
     module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2

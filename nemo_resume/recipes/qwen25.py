@@ -119,8 +119,13 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     if opts.save_from_step is not None:
         fdl.update_callable(ckpt, SaveFromStepCheckpoint)
         ckpt.save_from_step = opts.save_from_step
+        ckpt.save_top_k = -1  # every checkpoint from S on is kept (seed 004: the last 50 steps)
     ckpt.every_n_train_steps = opts.checkpoint_every
     ckpt.train_time_interval = None
+    # The stock callback ranks by val_loss, which exists only once validation has run: an interval save
+    # before that is dropped ("'val_loss' was not in top k") and only the -last one survives. Keep the
+    # newest save_top_k by step instead, whatever the validation interval.
+    ckpt.monitor, ckpt.mode = "step", "max"
     ckpt.save_last = True
     # The final checkpoint keeps its optimizer state, so the run can be extended later
     # (facts section 3: without it, resuming the end checkpoint fails with KeyError).

@@ -148,16 +148,19 @@ class ScheduleRequest:
 
         megatron-core splits param groups by weight decay as well as by ``lr_mult``, so a
         checkpoint usually has more groups than the request has multipliers. A saved group maps
-        to the request multiplier equal to its LR ratio to the checkpoint's unscaled group; every
-        multiplier must be used (a group the checkpoint lacks would fail the optimizer restore).
+        to the request multiplier equal to its LR ratio to the checkpoint's unscaled group, or to
+        this request's ``lr`` when the checkpoint has no unscaled group (PEFT with a pattern that
+        matches every adapter: megatron-core makes no group for the frozen rest). Every saved group
+        must map and every ``--lr-mult`` must be used (a group the checkpoint lacks would fail the
+        optimizer restore).
         """
         mults = (1.0, *self.lr_mults)
-        for ref in dict.fromkeys(saved_lrs):
+        for ref in dict.fromkeys([*saved_lrs, self.lr]):
             if not ref > 0:
                 continue
             picked = [next((m for m in mults if math.isclose(lr / ref, m, rel_tol=1e-6)), None) for lr in saved_lrs]
             found = [m for m in picked if m is not None]
-            if len(found) == len(picked) and set(found) == set(mults):
+            if found and len(found) == len(picked) and set(found) >= set(self.lr_mults):
                 return tuple(self.lr * m for m in found)
         return None
 

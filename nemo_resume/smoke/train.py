@@ -116,6 +116,10 @@ class SmokeResult:
     final_step: int = 0
     exception: Optional[BaseException] = field(default=None, repr=False, compare=False)
     resumed_from: Optional[Path] = None
+    #: Megatron rehearsals only (nemo_resume.smoke.megatron_run): loss per step, stand-ins used, the output.
+    losses: dict[int, float] = field(default_factory=dict)
+    stand_ins: tuple[str, ...] = ()
+    output: Optional[Path] = None
 
     @property
     def ok(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.nemo, pytest.mark.slow]
+pytestmark = [pytest.mark.nemo, pytest.mark.slow, pytest.mark.megatron]
 
 
 def _run(task, tmp_path, capsys, *argv):
@@ -17,32 +17,35 @@ def _run(task, tmp_path, capsys, *argv):
 
 
 def _checkpoint(tmp_path, task, step):
-    (hit,) = (tmp_path / f"qwen25_{task}" / "checkpoints").glob(f"*-step={step}.ckpt")
+    from nemo_resume.inspection import inspect_path
+
+    (hit,) = [c.state.location.path for c in inspect_path(tmp_path / f"qwen25_{task}").checkpoints
+              if c.state.step == step and c.resumable and not c.is_companion and not c.state.location.path.name.endswith("-last")]
     return hit
 
 
 def test_recompute_with_a_new_lr_and_warmup_launches_and_reports_the_jump(tmp_path, capsys):
-    first = ["--lr", "5e-4", "--min-lr", "5e-5", "--warmup-steps", "20", "--max-steps", "200", "--checkpoint-every", "50"]
+    first = ["--lr", "5e-4", "--min-lr", "5e-5", "--warmup-steps", "4", "--max-steps", "40", "--checkpoint-every", "10"]
     code, out, err = _run("pretrain", tmp_path, capsys, *first)
     assert code == 0, err[-2000:]
-    resume = ["--lr", "1e-3", "--min-lr", "5e-5", "--warmup-steps", "40", "--max-steps", "200", "--checkpoint-every", "50",
-              "--lr-policy", "recompute", "--resume", str(_checkpoint(tmp_path, "pretrain", 150))]
+    resume = ["--lr", "1e-3", "--min-lr", "5e-5", "--warmup-steps", "8", "--max-steps", "40", "--checkpoint-every", "10",
+              "--lr-policy", "recompute", "--resume", str(_checkpoint(tmp_path, "pretrain", 30))]
     code, out, err = _run("pretrain", tmp_path, capsys, *resume)
     assert code == 0, (out[-3000:], err[-2000:])
     assert "refusing to launch" not in err
     assert "LR_JUMP" in out and "chosen by --lr-policy recompute" in out
-    assert "smoke run: reached step 200" in out
+    assert "smoke run: reached step 40" in out
 
 
 def test_smooth_with_a_multiplier_after_the_floor_moved_the_ratio_launches(tmp_path, capsys):
-    first = ["--lr", "2e-4", "--min-lr", "1e-6", "--warmup-steps", "10", "--max-steps", "150",
-             "--lr-mult", "*adapter*=0.5", "--checkpoint-every", "50"]
+    first = ["--lr", "2e-4", "--min-lr", "1e-6", "--warmup-steps", "4", "--max-steps", "30",
+             "--lr-mult", "*adapter*=0.5", "--checkpoint-every", "10"]
     code, out, err = _run("finetune", tmp_path, capsys, *first)
     assert code == 0, err[-2000:]
-    resume = ["--lr", "2e-4", "--min-lr", "0", "--warmup-steps", "10", "--max-steps", "260",
-              "--lr-mult", "*adapter*=0.5", "--checkpoint-every", "50",
-              "--resume", str(_checkpoint(tmp_path, "finetune", 100))]
+    resume = ["--lr", "2e-4", "--min-lr", "0", "--warmup-steps", "4", "--max-steps", "52",
+              "--lr-mult", "*adapter*=0.5", "--checkpoint-every", "10",
+              "--resume", str(_checkpoint(tmp_path, "finetune", 20))]
     code, out, err = _run("finetune", tmp_path, capsys, *resume)
     assert code == 0, (out[-3000:], err[-2000:])
     assert "refusing to launch" not in err
-    assert "smooth" in out and "smoke run: reached step 260" in out
+    assert "smooth" in out and "smoke run: reached step 52" in out

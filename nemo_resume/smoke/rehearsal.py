@@ -1,0 +1,139 @@
+"""A recipe's CPU rehearsal: the same NeMo-Run recipe, shrunk to a tiny model on CPU ranks.
+
+What a rehearsal keeps from the recipe it is given is everything that decides the learning rate and
+the resume: ``MegatronOptimizerModule`` with the recipe's ``OptimizerConfig`` (the distributed optimizer
+as the recipe has it, ``scale_lr_cond``/``lr_mult``), the recipe's scheduler module, ``nl.ModelCheckpoint``
+(or its subclass), ``NeMoLogger`` (TensorBoard included), ``AutoResume`` and the trainer callbacks (the
+resume plan's callback among them), and the ``MegatronStrategy`` with its checkpoint options
+(``torch_dist``, async and parallel save, parallel load).
+
+What it changes, and only here (docs/smoke.md has the table):
+
+- the model: the recipe's own Qwen2 config class (so the family's architecture: GQA, QKV bias, RMSNorm,
+  SwiGLU, RoPE, tied or untied embeddings as the size has them) with tiny dimensions, fp32;
+- precision: fp32 (no ``MegatronMixedPrecision`` plugin; bf16 kernels are a GPU matter);
+- the trainer: ``accelerator="cpu"``, ``devices`` CPU ranks on gloo, TP = PP = CP = 1, one node;
+- the data: ``llm.MockDataModule`` with the rehearsal's batch sizes and a tiny vocabulary;
+- validation: one batch at the recipe's interval (capped at ``max_steps``), so ``val_loss`` exists for
+  the checkpoint file name and ``save_top_k`` as it does on the cluster;
+- fine-tuning: the base weights are a tiny model trained one step (:func:`base_weights_recipe`), not
+  Qwen2.5's; PEFT (LoRA/DoRA) is the recipe's.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Tiny", "TINY", "base_weights_recipe", "cpu_rehearsal", "needs_base_weights"]
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """The rehearsal's sizes: small enough for about 0.2 s per step on one CPU core."""
+
+    num_layers: int = 2
+    hidden_size: int = 64
+    ffn_hidden_size: int = 128
+    num_attention_heads: int = 4
+    num_query_groups: int = 2
+    seq_length: int = 32
+    #: NullTokenizer(vocab_size=127) plus its end-of-document token: 128 ids.
+    vocab_size: int = 128
+    micro_batch_size: int = 1
+    global_batch_size: int = 2
+
+
+TINY = Tiny()
+
+
+def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None, tiny: Tiny = TINY) -> Any:
+    """A copy of ``recipe`` (a ``run.Partial`` of ``llm.pretrain``/``llm.finetune``) that runs on CPU.
+
+    Args:
+        recipe: the recipe exactly as it would be launched.
+        devices: CPU ranks (data-parallel size); ``global_batch_size`` stays the same for every size, so a
+            rehearsal can resume with another DP size as a cluster run would.
+        dist_opt: ``None`` keeps the recipe's ``use_distributed_optimizer``; ``True``/``False`` overrides it
+            (optimizer and DDP config together, as megatron-core requires).
+        tiny: the model and batch sizes.
+    """
+    import nemo_run as run
+    import torch
+    from megatron.core.distributed import DistributedDataParallelConfig
+    from nemo.collections import llm
+    from nemo.collections.common.tokenizers.null_tokenizer import NullTokenizer
+
+    r = copy.deepcopy(recipe)
+    use_dist_opt = r.optim.config.use_distributed_optimizer if dist_opt is None else dist_opt
+
+    m = r.model.config
+    for key in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
+                "seq_length", "vocab_size"):
+        setattr(m, key, getattr(tiny, key))
+    m.make_vocab_size_divisible_by = tiny.vocab_size
+    m.bf16, m.fp16, m.params_dtype = False, False, torch.float32
+    m.use_cpu_initialization = True
+
+    tokenizer = run.Config(NullTokenizer, vocab_size=tiny.vocab_size - 1)
+    max_steps = r.trainer.max_steps
+    samples = max_steps * tiny.global_batch_size
+    # MockDataModule's loaders carry no train/validation mode, so NeMo's sampler starts validation at the
+    # restored consumed-samples count too: the validation set is as long as the training set.
+    r.data = run.Config(
+        llm.MockDataModule, seq_length=tiny.seq_length, tokenizer=tokenizer,
+        micro_batch_size=tiny.micro_batch_size, global_batch_size=tiny.global_batch_size,
+        num_train_samples=samples, num_val_samples=samples, num_workers=0, pin_memory=False,
+    )
+
+    c = r.optim.config
+    c.bf16, c.fp16, c.params_dtype = False, False, torch.float32
+    c.use_distributed_optimizer = use_dist_opt
+
+    t = r.trainer
+    t.accelerator, t.devices, t.num_nodes = "cpu", devices, 1
+    t.plugins = None
+    t.num_sanity_val_steps = 0
+    t.limit_val_batches = 1
+    t.limit_test_batches = 0
+    t.val_check_interval = min(int(t.val_check_interval or max_steps), max_steps)
+    t.log_every_n_steps = 1
+    t.enable_progress_bar = False
+
+    s = t.strategy
+    s.tensor_model_parallel_size = s.pipeline_model_parallel_size = s.context_parallel_size = 1
+    s.sequence_parallel = False
+    s.pipeline_dtype = None
+    s.process_group_backend = "gloo"
+    s.ddp = run.Config(
+        DistributedDataParallelConfig, overlap_grad_reduce=False, overlap_param_gather=False,
+        use_distributed_optimizer=use_dist_opt, grad_reduce_in_fp32=False,
+    )
+
+    if needs_base_weights(r):
+        r.tokenizer = "data"
+        r.resume.restore_config = None  # the caller points it at the tiny base (base_weights_recipe)
+    return r
+
+
+def needs_base_weights(rehearsal: Any) -> bool:
+    """A PEFT recipe: its adapters train on base weights restored through ``AutoResume.restore_config``."""
+    return rehearsal.__arguments__.get("peft") is not None and rehearsal.resume is not None
+
+
+def base_weights_recipe(rehearsal: Any, log_dir: Any) -> Any:
+    """``llm.pretrain`` of the rehearsal's tiny model for one step, saved under ``log_dir``: the base a PEFT
+    rehearsal restores, as a real fine-tuning run restores the imported Qwen2.5 checkpoint."""
+    import nemo_run as run
+    from nemo import lightning as nl
+    from nemo.collections import llm
+
+    trainer = copy.deepcopy(rehearsal.trainer)
+    trainer.max_steps, trainer.devices, trainer.callbacks = 1, 1, []
+    trainer.limit_val_batches, trainer.val_check_interval = 0, None
+    log = run.Config(nl.NeMoLogger, log_dir=str(log_dir), name="base",
+                     ckpt=run.Config(nl.ModelCheckpoint, save_last=True, save_top_k=1, monitor="step", mode="max",
+                                     every_n_train_steps=1))
+    return run.Partial(llm.pretrain, model=copy.deepcopy(rehearsal.model), data=copy.deepcopy(rehearsal.data),
+                       trainer=trainer, log=log, optim=copy.deepcopy(rehearsal.optim))
