@@ -54,6 +54,19 @@ MAX_PICKLE_BYTES = 256 * 1024 * 1024
 # data.pkl inside a torch.save zip (a Lightning .ckpt, weights/common.pt): 3.7 KB and 3.0 KB in the fixtures,
 # about 150 bytes per tensor, so 16 MiB holds 100k tensors (a 7B Lightning .ckpt with Adam holds ~1k).
 MAX_TORCH_PICKLE_BYTES = 16 * 1024 * 1024
+# The ShardedObjects inside the .distcp files (torch.save payloads torch DCP loads with torch.load(weights_only=False):
+# the distributed optimizer's param groups, per-bucket sizes, each layer's _extra_state), read and walked by
+# nemo_resume/checkpoint/distcp.py. Measured on NeMo MegatronStrategy runs on CPU (2 layers): 8 objects without the
+# distributed optimizer, 11 with it (DP 1 and 2), each 1261 bytes (1901 for the param groups, data.pkl 671 bytes).
+# They grow with layers (4 _extra_state objects per layer) and model-parallel ranks (3 per rank with the distributed
+# optimizer): a 72B model (80 layers, TP 8 x PP 4) has an estimated 420. Transformer Engine's fp8 extra state adds
+# a few KB to an object.
+# - objects one .metadata may list:
+MAX_DCP_OBJECTS = 10_000
+# - one object's bytes (its window of the .distcp file):
+MAX_DCP_OBJECT_BYTES = 4 * 1024 * 1024
+# - all objects' bytes together (reading and walking one costs about 0.1 ms; this bounds time and memory too):
+MAX_DCP_OBJECTS_BYTES = 64 * 1024 * 1024
 # The opcode walk that reads a pickle before anything is built (nemo_resume/checkpoint/safe_pickle.py):
 # - opcodes: 1.1k in the fixture .ckpt's data.pkl, 10.7k in the distributed optimizer's .metadata (65 chunks,
 #   about 165 opcodes each); the 72B model's estimated 120k chunks need about 20M. The walk costs about 1 us per

@@ -3,6 +3,7 @@
 - ``layout``: finds checkpoints under a path (Megatron ``weights/`` + ``context/`` folders, ``.ckpt`` files);
 - ``integrity``: whether a ``weights/`` folder is complete;
 - ``safe_pickle``: ``torch.save`` files and DCP metadata read by a restricted unpickler;
+- ``distcp``: the ShardedObjects inside ``.distcp`` files (the distributed optimizer's param groups), read the same way;
 - ``torch_zip``: a ``torch.save`` zip read by torch's own reader rules (refused where torch would refuse or
   read it differently);
 - ``bounded_read``: the one way a checkpoint file is opened: regular files only (``fstat`` after open), every

@@ -40,14 +40,30 @@ class RefusedFile(OSError):
 
 @dataclass(frozen=True)
 class RegularFile:
-    """An open regular file: its descriptor and its size when it was opened."""
+    """An open regular file, or a window of one (:meth:`window`): its descriptor and its size when it was opened."""
 
     fd: int
     size: int
     path: Path
+    start: int = 0  # where a window begins in the file; offsets given to read_at count from here
+    is_window: bool = False  # reads stop at the window's end (a whole file is read to its real end)
+
+    def window(self, offset: int, length: int) -> RegularFile:
+        """Bytes ``offset`` to ``offset + length`` of this file as a file of their own, the way torch DCP hands one
+        item of a ``.distcp`` file to ``torch.load`` (``_create_file_view``): nothing outside them can be read.
+
+        Raises:
+            ValueError: the window is not inside the file as opened.
+        """
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"bytes {offset}..{offset + length} are not inside the file's {self.size} bytes")
+        return RegularFile(self.fd, length, self.path, self.start + offset, True)
 
     def read_at(self, offset: int, n: int) -> bytes:
-        """Up to ``n`` bytes from ``offset`` (fewer only at the end of the file); never more than ``n``."""
+        """Up to ``n`` bytes from ``offset`` (fewer only at the end of the file or window); never more than ``n``."""
+        if self.is_window:
+            n = max(0, min(n, self.size - offset))
+        offset += self.start
         chunks, want = [], n
         while want > 0:
             chunk = os.pread(self.fd, want, offset)

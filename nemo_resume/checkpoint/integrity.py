@@ -54,6 +54,8 @@ class WeightsReport:
     keys: frozenset[str] = frozenset()
     # Globals .metadata names that torch DCP's read_metadata (a plain pickle.load) would import or call.
     unsafe_globals: tuple[UnsafeGlobal, ...] = ()
+    # .metadata as read (None where it could not be): where the ShardedObjects are (checkpoint.distcp)
+    metadata: Unpickled | None = None
 
     @property
     def has_optimizer_state(self) -> bool:
@@ -116,6 +118,7 @@ def inspect_weights(weights: Path) -> WeightsReport:
     problems: list[str] = []
     keys: frozenset[str] = frozenset()
     unsafe: tuple[UnsafeGlobal, ...] = ()
+    read: Unpickled | None = None
     backend = _backend_problem(weights)
     if backend:
         problems.append(backend)
@@ -129,10 +132,11 @@ def inspect_weights(weights: Path) -> WeightsReport:
         metadata = read_pickle_file(meta_path)
         problems += _shard_problems(weights, shard_extents(metadata))
         keys = _stored_keys(metadata)
+        read = metadata
     except OSError as exc:
         problems.append(f"weights/{DCP_METADATA} is unreadable ({exc.strerror})")
     except UnsafePickle as exc:
         unsafe = tuple(replace(g, file=f"weights/{DCP_METADATA}") for g in exc.found)
     except UnreadablePickle as exc:
         problems.append(f"weights/{DCP_METADATA} is corrupt: {exc}")
-    return WeightsReport(tuple(problems), keys, unsafe)
+    return WeightsReport(tuple(problems), keys, unsafe, read)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemo_resume.checkpoint.bounded_read import read_bytes
-from nemo_resume.checkpoint.torch_zip import TorchZipError, open_torch_zip
+from nemo_resume.checkpoint.bounded_read import RegularFile, open_regular, read_bytes
+from nemo_resume.checkpoint.torch_zip import TorchZipError, torch_zip_in
 from nemo_resume.constants import (
     MAX_PICKLE_BYTES,
     MAX_PICKLE_MARKS,
@@ -106,7 +106,7 @@ class UnreadablePickle(Exception):
 _MAX_NAME_CHARS = 120  # a global's name is file-derived: one line of a report, never a megabyte
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     """``text`` (file-derived) quoted for a one-line message: escaped, control characters shown, bounded."""
     return ascii(text if len(text) <= _MAX_NAME_CHARS else text[:_MAX_NAME_CHARS] + "...")
 
@@ -124,7 +124,7 @@ class UnsafeGlobal:
 
     def describe(self) -> str:
         where = f"{self.file} " if self.file else ""
-        return f"{where}names {_quote(self.name)} ({self.why})"
+        return f"{where}names {quote(self.name)} ({self.why})"
 
     def to_json(self) -> dict[str, str]:
         return {"file": self.file, "global": self.name, "why": self.why}
@@ -204,6 +204,7 @@ def _rebuild_tensor_v2(*args: Any) -> TensorInfo:
         raise _misuse("torch._utils._rebuild_tensor_v2", "called on something other than a saved storage")
     if type(offset) is not int or not _is_ints(size) or not _is_ints(stride) or type(requires_grad) is not bool:
         raise _misuse("torch._utils._rebuild_tensor_v2", "called with an offset, size or stride that is not integers")
+    _check_extent(offset, size, stride, storage)
     if type(hooks) is not _Dict or hooks:
         raise _misuse("torch._utils._rebuild_tensor_v2", "called with backward hooks")
     if metadata and not (
@@ -211,6 +212,19 @@ def _rebuild_tensor_v2(*args: Any) -> TensorInfo:
     ):
         raise _misuse("torch._utils._rebuild_tensor_v2", "called with tensor metadata that is not flags")
     return TensorInfo(size, storage.dtype, storage.key)
+
+
+def _check_extent(offset: int, size: tuple[int, ...], stride: tuple[int, ...], storage: StorageRef) -> None:
+    """The tensor lies inside its storage, as ``Tensor.set_`` requires (``computeStorageNbytes``): torch never
+    writes a view reaching past it, and such a file fails to load."""
+    if offset < 0 or len(size) != len(stride) or any(d < 0 for d in size) or any(s < 0 for s in stride):
+        raise _misuse("torch._utils._rebuild_tensor_v2", "called with a negative offset, size or stride, or one "
+                                                         "stride per dimension missing")
+    if all(size):  # a tensor of no elements needs no storage
+        end = offset + 1 + sum((d - 1) * s for d, s in zip(size, stride))
+        if end > storage.numel:
+            raise _misuse("torch._utils._rebuild_tensor_v2",
+                          f"called with a tensor reaching element {end} of a storage of {storage.numel}")
 
 
 def _torch_size(*args: Any) -> tuple[int, ...]:
@@ -300,6 +314,7 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
         self._result = result
         self._records: dict[str, type] = {}
+        self._loaded: dict[str, StorageRef] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         # The opcode walk has refused every other global already; this is the second lock on the same door.
@@ -312,14 +327,26 @@ class _Unpickler(pickle.Unpickler):
         return use
 
     def persistent_load(self, pid: Any) -> Any:
-        # torch zip format: ("storage", storage_type, key, location, numel)
-        if (
-            type(pid) is tuple and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
-            and isinstance(pid[2], str) and isinstance(pid[3], str) and type(pid[4]) is int
+        # torch zip format: ("storage", storage_type, key, location, numel), each string a plain str: a global
+        # standing in the key (torch.float32 is a str here) names another record than torch's f"data/{key}"
+        if type(pid) is not tuple or len(pid) != 5:
+            fields = f"{len(pid)} fields" if type(pid) is tuple else "not a tuple"
+            raise pickle.UnpicklingError(  # never repr() it: it is file-derived and can be huge
+                f"a persistent id of {fields}; torch writes 5: ('storage', storage type, key, location, numel)"
+            )
+        if not (
+            type(pid[0]) is str and pid[0] == "storage" and isinstance(pid[1], _StorageType)
+            and type(pid[2]) is str and type(pid[3]) is str and type(pid[4]) is int
         ):
-            self._result.storages.append(StorageRef(pid[2], str(pid[1]), pid[4]))
-            return self._result.storages[-1]
-        raise pickle.UnpicklingError("a persistent id that is not a torch storage reference")  # never repr() it
+            raise pickle.UnpicklingError("a persistent id that is not a torch storage reference")
+        ref = StorageRef(pid[2], str(pid[1]), pid[4])
+        self._result.storages.append(ref)
+        # torch.load reads a key's storage once and hands the first one to every later reference (an empty one
+        # is not kept); a tensor is bounded by the storage it gets, not by what its own reference claims
+        loaded = self._loaded.get(ref.key)
+        if loaded is None and ref.numel > 0:
+            self._loaded[ref.key] = ref
+        return loaded if loaded is not None else ref
 
 
 # --------------------------------------------------------------------------------------- the opcode walk
@@ -588,21 +615,32 @@ def read_pickle_file(path: Path, limit: int = MAX_PICKLE_BYTES) -> Unpickled:
     return unpickle_bytes(read_bytes(path, limit))
 
 
-def read_torch_file(path: Path, limit: int = MAX_TORCH_PICKLE_BYTES) -> Unpickled:
-    """Read a ``torch.save`` zip file's pickle as data, from where ``torch.load`` reads it, checking every
-    storage it names holds the bytes its tensors need (:mod:`nemo_resume.checkpoint.torch_zip`).
+def read_torch_payload(f: RegularFile, limit: int = MAX_TORCH_PICKLE_BYTES) -> Unpickled:
+    """Read a ``torch.save`` zip's pickle as data, from where ``torch.load`` reads it, checking every storage it
+    names holds the bytes its tensors need (:mod:`nemo_resume.checkpoint.torch_zip`). ``f`` is a whole file or
+    a window of one (an object inside a ``.distcp`` file).
 
     Only ``data.pkl`` is read: a multi-GB ``.ckpt`` costs the same as a small one.
 
     Raises:
-        RefusedFile: not a regular file.
         UnreadablePickle: torch would refuse the zip or could read it differently, or its pickle is
             corrupt or over ``limit`` bytes, or a tensor's storage is missing or the wrong size.
     """
     try:
-        with open_torch_zip(path) as archive:
-            result = unpickle_bytes(archive.read_pickle(limit))
-            archive.check_storages((ref.key, ref.dtype, ref.numel) for ref in result.storages)
+        archive = torch_zip_in(f)
+        result = unpickle_bytes(archive.read_pickle(limit))
+        archive.check_storages((ref.key, ref.dtype, ref.numel) for ref in result.storages)
     except TorchZipError as exc:
         raise UnreadablePickle(str(exc)) from exc
     return result
+
+
+def read_torch_file(path: Path, limit: int = MAX_TORCH_PICKLE_BYTES) -> Unpickled:
+    """:func:`read_torch_payload` of the file at ``path``.
+
+    Raises:
+        RefusedFile: not a regular file.
+        UnreadablePickle: see :func:`read_torch_payload`.
+    """
+    with open_regular(path) as f:
+        return read_torch_payload(f, limit)

@@ -1,18 +1,20 @@
 """Read what a checkpoint will restore: step, per-group LRs, scheduler state, saved config.
 
 The values come from the trainer-state pickle (``weights/common.pt`` for the Megatron layout,
-the ``.ckpt`` itself for Lightning) read by :mod:`nemo_resume.checkpoint.safe_pickle`, so no code from
-the checkpoint runs and no tensor bytes are read.
+the ``.ckpt`` itself for Lightning) read by :mod:`nemo_resume.checkpoint.safe_pickle`, and, with megatron-core's
+distributed optimizer, each param group from its ShardedObject in a ``.distcp`` file
+(:mod:`nemo_resume.checkpoint.distcp`), so no code from the checkpoint runs and no tensor bytes are read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nemo_resume.checkpoint.bounded_read import RefusedFile
 from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
+from nemo_resume.checkpoint.distcp import DcpObject, DcpObjects, read_dcp_objects
 from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
 from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, UnsafeGlobal, UnsafePickle, read_torch_file
@@ -37,18 +39,32 @@ from nemo_resume.errors import NemoResumeError
 from nemo_resume.schedules.lr_stages import Stage, stages_from_json
 from nemo_resume.schedules.request import is_real, is_whole
 
+# megatron-core's per-group multipliers (lr_mult, wd_mult) and NeMo's names for them once applied
+# (nemo/lightning/_strategy_lib.py setup_megatron_optimizer: pre_lr_mult, pre_wd_mult, and the LR and weight
+# decay before they were applied, pre_mult_lr, pre_mult_wd)
+_MULT_KEYS = ("lr_mult", "wd_mult", "pre_lr_mult", "pre_wd_mult", "pre_mult_lr", "pre_mult_wd")
+_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr", "weight_decay")
+
 
 @dataclass(frozen=True)
 class ParamGroupLR:
-    """One optimizer param group's learning-rate fields as saved (Megatron adds max/min_lr)."""
+    """One optimizer param group's learning-rate fields as saved (Megatron adds max/min_lr and the multipliers)."""
 
     lr: float | None
     initial_lr: float | None = None
     max_lr: float | None = None
     min_lr: float | None = None
+    weight_decay: float | None = None
+    mults: tuple[tuple[str, float], ...] = ()  # the _MULT_KEYS the group holds, in that order
 
-    def to_json(self) -> dict[str, float | None]:
-        return {"lr": self.lr, "initial_lr": self.initial_lr, "max_lr": self.max_lr, "min_lr": self.min_lr}
+    def to_json(self) -> dict[str, Any]:
+        return {"lr": self.lr, "initial_lr": self.initial_lr, "max_lr": self.max_lr, "min_lr": self.min_lr,
+                "weight_decay": self.weight_decay, "mults": dict(self.mults)}
+
+
+#: Where the param groups were read: a Lightning .ckpt, weights/common.pt, or the distributed optimizer's
+#: ShardedObject(s) in weights/*.distcp.
+GroupsSource = Literal["ckpt", "common.pt", "distcp"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,11 @@ class CheckpointState:
     # The folder nl.ModelCheckpoint was saving into when it wrote this one (its callback state's
     # dirpath): tells two runs' checkpoints apart when they are copied into one folder.
     saved_dirpath: str | None = None
+    param_groups_source: GroupsSource | None = None
+    # the distributed optimizer's objects the param groups were read from (param_groups_source "distcp")
+    param_groups_objects: tuple[DcpObject, ...] = ()
+    # megatron-core's content_metadata in common.pt (distrib_optim_sharding_type, ...): how the state was sharded
+    content_metadata: dict[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -173,6 +194,28 @@ def _find_param_groups(node: Any) -> list[dict] | None:
             continue
         stack.extend((child, depth + 1) for child in reversed(children))
     return None
+
+
+def _param_group(g: dict) -> ParamGroupLR:
+    lr, initial_lr, max_lr, min_lr, weight_decay = (_num(g.get(key), f"param group {key}") for key in _LR_KEYS)
+    mults = tuple((k, x) for k in _MULT_KEYS if (x := _num(g.get(k), f"param group {k}")) is not None)
+    return ParamGroupLR(lr, initial_lr, max_lr, min_lr, weight_decay, mults)
+
+
+_MAX_CONTENT_METADATA = 64  # entries; megatron-core writes 3 or 4
+
+
+def _content_metadata(state: dict) -> dict[str, Any] | None:
+    """``content_metadata`` (megatron-core's ``dist_checkpointing.save``): its plain entries."""
+    meta = state.get("content_metadata")
+    if not isinstance(meta, dict):
+        return None
+    plain = (str, float, bool, type(None))
+    return {
+        k: _int(v, f"content_metadata {k}") if is_whole(v) else v
+        for k, v in list(meta.items())[:_MAX_CONTENT_METADATA]
+        if isinstance(k, str) and (isinstance(v, plain) or is_whole(v))
+    }
 
 
 def _optimizer_part(state: dict) -> Any:
@@ -268,14 +311,32 @@ def _from_trainer_state(loc: CheckpointLocation, pickled: Unpickled, reasons: li
         "step": _int(state.get(GLOBAL_STEP_KEY), GLOBAL_STEP_KEY),
         "epoch": _int(state.get(EPOCH_KEY), EPOCH_KEY),
         "consumed_samples": _consumed_samples(state),
-        "param_groups": tuple(
-            ParamGroupLR(*(_num(g.get(key), f"param group {key}") for key in ("lr", "initial_lr", "max_lr", "min_lr")))
-            for g in groups
-        ),
+        "param_groups": tuple(_param_group(g) for g in groups),
+        "param_groups_source": (COMMON_PT if loc.format == FORMAT_MEGATRON else "ckpt") if groups else None,
         "has_optimizer_state": optim is not None,
         "scheduler": _scheduler(state),
         "saved_dirpath": _saved_dirpath(state),
+        "content_metadata": _content_metadata(state),
     }
+
+
+def _groups_from_objects(objects: DcpObjects) -> tuple[tuple[ParamGroupLR, ...], tuple[DcpObject, ...]]:
+    """Rank 0's param groups from the distributed optimizer's objects (:meth:`DcpObjects.param_groups_of_rank_0`).
+
+    Raises:
+        LookupError: an object is missing or unreadable, or holds no param groups; says which.
+        OutOfRange: a saved integer no int64 holds.
+    """
+    groups: list[ParamGroupLR] = []
+    used = objects.param_groups_of_rank_0()
+    for obj, value in used:
+        if value is None:
+            raise LookupError(f"{obj.where} could not be read")
+        found = _find_param_groups(value)
+        if found is None:
+            raise LookupError(f"{obj.where} holds no param_groups")
+        groups += [_param_group(g) for g in found]
+    return tuple(groups), tuple(obj for obj, _ in used)
 
 
 def _state_file(loc: CheckpointLocation) -> Path:
@@ -298,11 +359,16 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
     fields: dict[str, Any] = {}
     notes: list[str] = []
     weights: WeightsReport | None = None
+    objects = DcpObjects()
     unsafe: list[UnsafeGlobal] = []
     if loc.format == FORMAT_MEGATRON:
         weights = inspect_weights(loc.path / WEIGHTS_DIR)
         reasons += weights.problems
         unsafe += weights.unsafe_globals
+        if weights.metadata is not None:
+            objects = read_dcp_objects(loc.path / WEIGHTS_DIR, weights.metadata)
+            reasons += objects.problems
+            unsafe += objects.unsafe_globals
     if loc.format in (FORMAT_MEGATRON, FORMAT_LIGHTNING):
         state_file = _state_file(loc)
         rel = state_file.name if loc.format == FORMAT_LIGHTNING else f"{WEIGHTS_DIR}/{COMMON_PT}"
@@ -320,11 +386,15 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
             reasons.append(f"{rel}: {exc}")
     if weights is not None and fields and not fields["has_optimizer_state"]:
         fields["has_optimizer_state"] = weights.has_optimizer_state
-    if fields.get("scheduler") and not fields.get("param_groups") and fields["scheduler"].last_lrs:
-        # The distributed optimizer pickles its param_groups inside a shard; the scheduler's
-        # _last_lr is the same per-group LR at the saved step.
-        fields["param_groups"] = tuple(ParamGroupLR(lr, base) for lr, base in zip(fields["scheduler"].last_lrs, fields["scheduler"].base_lrs))
-        notes.append("LR per group taken from the scheduler's _last_lr (param groups are inside the optimizer shards)")
+    if weights is not None and fields and fields["has_optimizer_state"] and not fields["param_groups"]:
+        # megatron-core's distributed optimizer keeps its param groups (each group's LR) in ShardedObjects in the
+        # .distcp files, not in common.pt; a resume that cannot load them fails, so neither can this
+        try:
+            fields["param_groups"], fields["param_groups_objects"] = _groups_from_objects(objects)
+            fields["param_groups_source"] = "distcp"
+        except (LookupError, OutOfRange) as exc:
+            reasons.append(f"the optimizer's param groups are in neither {WEIGHTS_DIR}/{COMMON_PT} nor a readable "
+                           f"distributed-optimizer object: {exc}")
     reasons += [g.describe() + "; refusing to load it" for g in unsafe]  # so it is never complete, nor offered
     if fields.get("step") is None and loc.step_from_name is not None:
         fields["step"] = loc.step_from_name

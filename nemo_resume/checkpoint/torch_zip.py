@@ -376,9 +376,21 @@ class TorchZip:
             loaded.add(key)
 
 
+def torch_zip_in(f: RegularFile) -> TorchZip:
+    """``f`` (a whole file, or the window of a ``.distcp`` file torch DCP hands ``torch.load``) checked as
+    torch's reader would open it, for :meth:`TorchZip.read_pickle`.
+
+    Raises:
+        TorchZipError: torch would refuse it, or could read it differently.
+    """
+    if f.read_at(0, 4) != b"PK\x03\x04":  # torch.load would try its legacy format (another pickle) instead
+        raise _broken("File is not a zip file")
+    return TorchZip(_Archive(f))
+
+
 @contextmanager
 def open_torch_zip(path: Path) -> Iterator[TorchZip]:
-    """``path`` opened and checked as torch's reader would open it, for :meth:`TorchZip.read_pickle`.
+    """``path`` opened and checked as torch's reader would open it (:func:`torch_zip_in`).
 
     Raises:
         TorchZipError: torch would refuse it, or could read it differently.
@@ -386,6 +398,4 @@ def open_torch_zip(path: Path) -> Iterator[TorchZip]:
         OSError: it cannot be opened.
     """
     with open_regular(path) as f:
-        if f.read_at(0, 4) != b"PK\x03\x04":  # torch.load would try its legacy format instead
-            raise _broken("File is not a zip file")
-        yield TorchZip(_Archive(f))
+        yield torch_zip_in(f)

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nemo_resume.cli.common import fmt_lr
+from nemo_resume.constants import COMMON_PT, FORMAT_MEGATRON, WEIGHTS_DIR
 
 if TYPE_CHECKING:  # types only: `inspect` must not import numpy, torch or NeMo to render
     from rich.console import Console
 
     from nemo_resume.check import CheckResult
+    from nemo_resume.checkpoint.state import CheckpointState
     from nemo_resume.inspection import InspectedCheckpoint, Inspection
     from nemo_resume.planning import ResumePlan
 
@@ -60,6 +62,20 @@ def _where(path: Path, root: Path | None) -> str:
 _STYLES = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
+def _groups_source(s: CheckpointState) -> str:
+    """A Megatron checkpoint's param groups: the file they were read from (weights/common.pt, or the .distcp file of
+    the distributed optimizer's objects) and the optimizer's sharding from ``content_metadata``; shown."""
+    if s.param_groups_source == "distcp":
+        source = ", ".join(dict.fromkeys(o.to_json()["file"] for o in s.param_groups_objects))
+    else:
+        source = {"common.pt": f"{WEIGHTS_DIR}/{COMMON_PT}"}.get(s.param_groups_source or "", "not read")
+    meta = s.content_metadata
+    sharding = None if meta is None else meta.get("distrib_optim_sharding_type")
+    optimizer = "" if meta is None else (" (no distributed optimizer)" if sharding is None
+                                         else f" (distributed optimizer, {sharding})")
+    return shown(f"param groups: {source}{optimizer}")
+
+
 def _checkpoint_block(c: InspectedCheckpoint, name: str, latest: bool) -> list[str]:
     """One checkpoint as short lines, each value whole (never cut to a column): where, state, LRs, problems.
 
@@ -76,6 +92,8 @@ def _checkpoint_block(c: InspectedCheckpoint, name: str, latest: bool) -> list[s
                   "constant_steps": sch.constant_steps}
         saved = ", ".join(f"{k} {_exact(v)}" for k, v in fields.items() if v is not None)
         lines.append("    scheduler: " + (saved or "no cosine fields"))
+    if s.location.format == FORMAT_MEGATRON and (s.param_groups_source or s.content_metadata is not None):
+        lines.append("    " + _groups_source(s))
     for p in c.problems:
         lines.append(f"    [{_STYLES[p.severity]}]{p.severity.upper()} {shown(p.code)}[/] {name}: {shown(p.message)}")
     return lines

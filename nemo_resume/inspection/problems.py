@@ -27,6 +27,7 @@ PAST_LAST_STAGE = "PAST_LAST_STAGE"
 INVALID_LR = "INVALID_LR"
 INVALID_MIN_LR = "INVALID_MIN_LR"
 INVALID_STEPS = "INVALID_STEPS"
+PARAM_GROUP_LR_MISMATCH = "PARAM_GROUP_LR_MISMATCH"
 #: Saved values no run can train on (a NaN, infinite or negative LR, a negative step count): NeMo restores them
 #: without a complaint, so a checkpoint with one of these is never resumed (InspectedCheckpoint.resumable).
 INVALID_VALUE_CODES = (INVALID_LR, INVALID_MIN_LR, INVALID_STEPS)
@@ -111,6 +112,27 @@ def _invalid_values(state: CheckpointState) -> list[Problem]:
                                           f"from step {step} ({_INVALID_WHY[code]}). The checkpoint's trainer state "
                                           "is damaged; resume from an older checkpoint", step))
     return out
+
+
+_SOURCE_NAMES = {"ckpt": "the .ckpt", "common.pt": "weights/common.pt", "distcp": "the distributed optimizer's objects"}
+
+
+def _lr_mismatch(state: CheckpointState) -> list[Problem]:
+    """The param groups' LRs against the scheduler's ``_last_lr``: the scheduler writes both at each step, equal.
+
+    A warning, not an error: the checkpoint loads and trains. The first resumed step uses the param groups' LR (the
+    one reported), the scheduler computes every later one from its own fields; a difference means the state was
+    changed after the scheduler's last step (by hand or a callback) or mixes two saves, so check which is meant.
+    """
+    sched = state.scheduler
+    if sched is None or not sched.last_lrs or not state.param_groups or state.lrs == list(sched.last_lrs):
+        return []
+    where = _SOURCE_NAMES.get(state.param_groups_source or "", "the param groups")
+    at = _resumed_at(sched, state.step)
+    return [Problem(PARAM_GROUP_LR_MISMATCH, "warning",
+                    f"the param groups' LRs {state.lrs} ({where}) differ from the scheduler's _last_lr "
+                    f"{list(sched.last_lrs)}: step {at} trains with the first, the scheduler sets every later one; "
+                    "the saved state was changed after the scheduler's last step or mixes two saves", at)]
 
 
 def _schedule_problems(sched: SchedulerState, step: int | None) -> list[Problem]:
@@ -219,6 +241,7 @@ def predict_problems(state: CheckpointState) -> list[Problem]:
                 state.step,
             )
         )
+    out += _lr_mismatch(state)
     sched_class = state.config.scheduler_class if state.config else None
     if state.scheduler is not None and state.scheduler.stages:
         out += _stage_problems(state.scheduler, state.step)

@@ -4,7 +4,8 @@ Real checkpoints of every kind the project writes are walked here with a collect
 independent of the code under test): Lightning ``.ckpt`` files of smoke runs (cosine with warmup; the
 finished run's weights-only save; staged LR with lr-mult groups and --save-from-step; Hugging Face "linear"
 with three lr-mult groups, weight decay and top-k saving), and megatron-core ``common.pt`` + ``.metadata``
-(full and weights-only, plain and lr-mult param groups). The allow-list must hold every global found, and each
+(full and weights-only, plain and lr-mult param groups) with the ShardedObjects inside their ``.distcp`` files
+(found with torch DCP's own reader). The allow-list must hold every global found, and each
 entry not found must be justified below: so it can neither refuse a real checkpoint nor silently grow.
 
 Then the way each allowed global is used: a builder called with arguments torch never writes, a record class
@@ -15,16 +16,19 @@ called, a value called, a global spelled by STACK_GLOBAL, INST or an extension c
 from __future__ import annotations
 
 import _compat_pickle
+import io
 import os
 import pickletools
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from nemo_resume.checkpoint import safe_pickle
+from nemo_resume.checkpoint.distcp import read_dcp_objects
 from nemo_resume.checkpoint.safe_pickle import (
     ALLOWED_GLOBALS,
     UnreadablePickle,
@@ -54,8 +58,8 @@ JUSTIFIED = {
 
 _DCP = "torch.distributed.checkpoint."
 # Read once from a NeMo MegatronStrategy run with megatron-core's DISTRIBUTED optimizer on CPU (the reference
-# ../shared/megatron-cpu/run.py --phase train --dist-opt 1: its step=9, 19 and 29 checkpoints): the optimizer's
-# param_groups go into a .distcp shard, and common.pt and .metadata name exactly these.
+# ../shared/megatron-cpu/run.py --phase train --dist-opt 1, DP 1 and 2: its step=9, 19 and 29 checkpoints): the
+# optimizer's param_groups go into a .distcp shard, and common.pt, .metadata and the .distcp objects name exactly these.
 # test_a_distributed_optimizer_checkpoint_names_only_allowed_globals reads them again where that spike exists.
 DIST_OPT_FOUND = {
     "common.pt": {("collections", "OrderedDict"), ("pathlib", "PosixPath"), ("torch", "FloatStorage"),
@@ -69,6 +73,9 @@ DIST_OPT_FOUND = {
                   (_DCP + "metadata", "_MEM_FORMAT_ENCODING"), (_DCP + "planner", "TensorWriteData"),
                   (_DCP + "planner", "WriteItem"), (_DCP + "planner", "WriteItemType"),
                   ("torch.serialization", "_get_layout")},
+    # the ShardedObjects in the .distcp files: the param groups and each layer's _extra_state name none,
+    # per_bucket_numel(_unpadded) is keyed by dtypes
+    "distcp": {("torch", "float32")},
 }  # fmt: skip
 
 
@@ -120,6 +127,23 @@ def _collect(data: bytes, kind: str, facts: Facts) -> None:
         facts.stack = max(facts.stack, len(stack) + sum(len(m) for m in marks))
 
 
+def _sharded_object_pickles(weights: Path) -> list[bytes]:
+    """The ``data.pkl`` of every ShardedObject in ``weights/*.distcp``, found by torch DCP's own metadata reader:
+    each is what DefaultLoadPlanner.load_bytes hands to torch.load(weights_only=False) on resume."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import BytesStorageMetadata
+
+    metadata = FileSystemReader(str(weights)).read_metadata()
+    found = []
+    for index, info in metadata.storage_data.items():
+        if isinstance(metadata.state_dict_metadata[index.fqn], BytesStorageMetadata):
+            raw = (weights / info.relative_path).read_bytes()[info.offset : info.offset + info.length]
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                (name,) = [n for n in zf.namelist() if n.endswith("/data.pkl")]
+                found.append(zf.read(name))
+    return found
+
+
 def _survey(roots: list[Path]) -> Facts:
     facts = Facts()
     for root in roots:
@@ -130,10 +154,21 @@ def _survey(roots: list[Path]) -> Facts:
                 _collect(data_pkl(path), ".ckpt" if path.suffix == ".ckpt" else "common.pt", facts)
             elif path.name == ".metadata":
                 _collect(path.read_bytes(), ".metadata", facts)
+                for data in _sharded_object_pickles(path.parent):
+                    _collect(data, "distcp", facts)
             else:
                 continue
             facts.files.append(path)
     return facts
+
+
+def _read(path: Path) -> None:
+    """Read ``path`` as inspect does: no refusal, and for a .metadata none of the ShardedObjects it lists either."""
+    if path.name != ".metadata":
+        read_torch_file(path)
+        return
+    objects = read_dcp_objects(path.parent, read_pickle_file(path))
+    assert objects.problems == () and objects.unsafe_globals == (), (path, objects)
 
 
 # ------------------------------------------------------------------------------------------ real checkpoints
@@ -169,7 +204,7 @@ def facts(more_runs, incident_ckpt, finished_run, megatron_incident_ckpt, megatr
 
 
 def test_the_allow_list_is_what_real_checkpoints_name_plus_the_justified(facts):
-    assert {".ckpt", "common.pt", ".metadata"} <= set(facts.globals), facts.globals.keys()
+    assert {".ckpt", "common.pt", ".metadata", "distcp"} <= set(facts.globals), facts.globals.keys()
     found = set().union(*facts.globals.values())
     allowed = set(ALLOWED_GLOBALS)
     assert found - allowed == set(), "a real checkpoint names a global the allow-list refuses"
@@ -179,7 +214,7 @@ def test_the_allow_list_is_what_real_checkpoints_name_plus_the_justified(facts):
 def test_every_real_file_reads_without_a_refusal(facts):
     # the argument checks accept every way the real files use the allowed globals
     for path in facts.files:
-        (read_pickle_file if path.name == ".metadata" else read_torch_file)(path)
+        _read(path)
     assert len(facts.files) >= 15  # the .ckpt files and three megatron checkpoints
 
 
@@ -208,7 +243,7 @@ def test_a_distributed_optimizer_checkpoint_names_only_allowed_globals(tmp_path)
     found = _survey([tmp_path])
     assert {k: v for k, v in found.globals.items()} == DIST_OPT_FOUND
     for path in found.files:
-        (read_pickle_file if path.name == ".metadata" else read_torch_file)(path)
+        _read(path)
 
 
 # --------------------------------------------------------------------------------------- how each is used

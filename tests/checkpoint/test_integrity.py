@@ -117,16 +117,24 @@ def test_save_killed_before_anything_was_written_leaves_only_a_marker(mg):
     assert result.latest.state.location.path == mg
 
 
-def test_distributed_optimizer_layout_takes_lrs_from_scheduler_last_lr(mg):
+def test_param_groups_in_neither_common_pt_nor_a_distributed_optimizer_object_are_a_problem_not_last_lr(mg):
+    """The optimizer's param groups gone from common.pt, and no distributed-optimizer object holding them: a resume
+    fails to load the optimizer, so the checkpoint is incomplete, saying where it looked; the scheduler's _last_lr
+    (which it once reported as the LR per group) is no stand-in."""
     import torch
 
     common = mg / "weights" / "common.pt"
     state = torch.load(common, weights_only=False)
-    state.pop("optimizer")  # where the distributed optimizer keeps param_groups: inside a shard
+    state.pop("optimizer")
     torch.save(state, common)
-    (c,) = inspect_path(mg).checkpoints
-    assert c.state.complete and c.state.has_optimizer_state  # from .metadata's optimizer.* keys
-    assert c.state.lrs == pytest.approx([1e-5 * 500 / 501])
+    result = inspect_path(mg.parent)
+    (c,) = result.checkpoints
+    assert c.state.has_optimizer_state and not c.state.complete  # optimizer.* keys in .metadata, no param groups
+    assert c.state.param_groups == () and c.state.param_groups_source is None
+    (reason,) = c.state.incomplete_reasons
+    assert "param groups are in neither weights/common.pt nor a readable distributed-optimizer object" in reason
+    assert "optimizer.distributed.dp_group_idx_0.optimizer/shard_0_1" in reason
+    assert result.latest is None
 
 
 class _Payload:

@@ -7,8 +7,8 @@ reads the Markdown and prepares the sandbox:
 - :func:`doc_blocks` finds the fenced blocks of a document, :func:`commands` splits a shell block into
   commands (``\\`` continuations joined, the trailing comment and the comment lines directly above kept
   apart), :func:`snippets` gives the Python ones;
-- :func:`prepare_sandbox` makes, once per session, the run folders the docs name with REAL smoke runs of
-  the recipe scripts (NeMo's trainer, scheduler and checkpointing on CPU), a Megatron-layout checkpoint
+- :func:`prepare_sandbox` makes, once per session, the run folders the docs name with REAL runs of the
+  fast Lightning stand-in (NeMo's trainer, scheduler and checkpointing on CPU), a Megatron-layout checkpoint
   written by megatron-core (``tests.support.megatron_ckpt``), a plan written by ``nemo-resume plan`` and a
   small instruction JSONL; :func:`block_dir` copies it for each block, so no block sees another's files.
 
@@ -177,13 +177,10 @@ class Sandbox:
     env: dict[str, str] = field(repr=False)
 
 
-#: The incident (docs/troubleshooting.md): lr 1e-5 under the pretrain recipe's min_lr 3e-5; it saves at
-#: step 499 and NeMo raises at step 501 (exit 1, launched anyway on purpose).
-INCIDENT_ARGV = ("recipes/qwen25_pretrain.py", "--smoke", "--lr", "1e-5", "--min-lr", "3e-5", "--warmup-steps", "500",
-                 "--max-steps", "1000", "--checkpoint-every", "499", "--launch-anyway")
-#: A finished 300-step run (docs/plan.md's "extend a finished run"), ending at its min_lr 1e-4.
-FINISHED_ARGV = ("recipes/qwen25_pretrain.py", "--smoke", "--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "50",
-                 "--max-steps", "300", "--checkpoint-every", "100", "--name", "run")
+#: The incident (docs/troubleshooting.md) and a finished 300-step run (docs/plan.md), as a cluster run
+#: leaves them, made with the fast Lightning stand-in (``tests.support.lightning_runs``).
+INCIDENT_ARGV = ("-m", "tests.support.lightning_runs", "incident")
+FINISHED_ARGV = ("-m", "tests.support.lightning_runs", "finished")
 #: The incident's resume plan (docs/check.md's ``--plan plan.json``).
 PLAN_ARGV = ("nemo-resume", "plan", "results/qwen25_pretrain", "--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000",
              "--warmup-steps", "500", "-o", "plan.json")
@@ -233,12 +230,12 @@ def prepare_sandbox(root: Path) -> Sandbox:
     env = doc_env(root.with_name(root.name + "-nemo_run"))
 
     def incident() -> None:
-        _run(INCIDENT_ARGV, root, env, expect=1)
+        _run([*INCIDENT_ARGV, str(root / "results")], ROOT, env, expect=0)
         _left(root, INCIDENT_CKPT)
         _run(PLAN_ARGV, root, env, expect=0)
 
     def finished() -> None:
-        _run(FINISHED_ARGV, root, env, expect=0)
+        _run([*FINISHED_ARGV, str(root / "results")], ROOT, env, expect=0)
         _left(root, FINISHED_CKPT)
         _run(["-m", "tests.support.megatron_ckpt", str(root / FINISHED_CKPT), str(root / MEGATRON_CKPT)], ROOT, env,
              expect=0)
