@@ -83,6 +83,10 @@ MAX_PICKLE_STACK = 100_000
 #   dozen elements and 6 levels.
 MAX_PICKLE_TUPLE_ELEMENTS = 1_000_000
 MAX_PICKLE_NESTING = 1_000
+# - containers and calls built (each costs memory when built: a 15 MiB pickle of empty dicts once cost 613 MiB
+#   and 20 s): 2.7k in the distributed optimizer's .metadata (65 chunks, 42 each), about 100 in data.pkl; 1M holds
+#   a .metadata of 24k chunks and keeps a hostile file's cost near 100 MiB and 2 s.
+MAX_PICKLE_CONTAINERS = 1_000_000
 # - how far a memo index may run ahead of the opcodes read: picklers number entries 0, 1, 2, ... (0 in real
 #   files); CPython's unpickler sizes its memo table by the index, so LONG_BINPUT 2**28 once cost 4 GiB.
 MAX_PICKLE_MEMO_AHEAD = 1024

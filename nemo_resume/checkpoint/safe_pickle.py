@@ -29,6 +29,7 @@ from nemo_resume.constants import (
     MAX_PICKLE_MARKS,
     MAX_PICKLE_MEMO_AHEAD,
     MAX_PICKLE_NESTING,
+    MAX_PICKLE_CONTAINERS,
     MAX_PICKLE_OPCODES,
     MAX_PICKLE_STACK,
     MAX_PICKLE_TUPLE_ELEMENTS,
@@ -549,6 +550,11 @@ def _walk_opcode(w: _Walk, op: pickletools.OpcodeInfo, arg: Any, count: int) -> 
         stack.extend([_LEAF] * len(op.stack_after))
 
 
+# opcodes that build a container or call something: each is memory once the pickle is loaded
+_BUILDS = frozenset({"EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "TUPLE1", "TUPLE2", "TUPLE3", "TUPLE",
+                     "FROZENSET", "LIST", "DICT", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
+
+
 def _walk(data: bytes) -> None:
     """Refuse a pickle that names a global off the allow-list (:class:`UnsafePickle`), or whose opcodes,
     MARKs, stack, tuples or memo would cost far more than a trainer state's (:class:`UnreadablePickle`).
@@ -556,6 +562,7 @@ def _walk(data: bytes) -> None:
     Every limit is from :mod:`nemo_resume.constants`; the walk costs about 1 us per opcode.
     """
     w = _Walk()
+    built = 0
     try:
         for count, (op, arg, _pos) in enumerate(pickletools.genops(data)):
             name = op.name
@@ -569,6 +576,9 @@ def _walk(data: bytes) -> None:
                 _walk_opcode(w, op, arg, count)
                 if len(w.unsafe) >= _MAX_UNSAFE_NAMED:
                     break
+                built += name in _BUILDS
+                if built > MAX_PICKLE_CONTAINERS:
+                    raise UnreadablePickle(f"builds more than {MAX_PICKLE_CONTAINERS} containers; not a checkpoint's pickle")
             if count >= MAX_PICKLE_OPCODES:
                 raise UnreadablePickle(f"holds more than {MAX_PICKLE_OPCODES} opcodes; not a checkpoint's pickle")
             if w.held + len(w.stack) > MAX_PICKLE_STACK:

@@ -73,6 +73,9 @@ NOT_RUN: dict[str, str] = {
                                            "the full runs take minutes",
     r"-m tests\.support\.kill_harness\b": "the full kill run (36 real trainings killed mid-save, 60-80 s); "
                                           "tests/reliability runs its CI subset",
+    r"--save-from-step 75 --checkpoint-every 1 --smoke$": "tests/schedules/test_recipe_schedules.py runs this "
+                                                          "rehearsal and asserts its 50 checkpoints",
+    r"-m tests\.support\.ablate_standins\b": "the ablation: 17 Megatron rehearsals, about 8 minutes",
 }
 
 #: Placeholder in a doc command -> the sandbox path it stands for (relative to a block's directory).

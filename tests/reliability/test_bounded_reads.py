@@ -6,7 +6,8 @@ they finish (a FIFO that blocked them would run into the timeout), in bounded ti
 refused with a reason naming the class, the good copy is still chosen, and nothing on disk changes.
 
 The classes: a FIFO or ``/dev/zero`` in place of a file the readers open; a ``data.pkl`` compressed with
-bzip2 or lzma, declared at 1000 bytes and inflating to a gigabyte; a 33 MiB JSON document of ``{}``; and the
+bzip2 or lzma, declared at 1000 bytes and inflating to a gigabyte; a 33 MiB JSON document of ``{}``; a
+15 MiB ``.metadata`` pickle of empty dicts (within its byte limit, 613 MiB once built); and the
 zip-level mutations torch's own reader refuses or reads differently (tests/support/zip_parts.py).
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from nemo_resume.constants import MAX_JSON_BYTES
+from nemo_resume.constants import MAX_JSON_BYTES, MAX_PICKLE_CONTAINERS
 from tests.support.hostile import Pair, assert_contained, lightning_pair, megatron_pair
 from tests.support.zip_parts import MUTATIONS, Mutation, pickle_bomb, write_mutation
 
@@ -53,6 +54,11 @@ def _json_of_empty_objects(path: Path) -> None:
     """A 33 MiB JSON array of ``{}``: 11 million dicts, 900 MB once parsed."""
     n = (33 << 20) // 3
     path.write_bytes(b"[" + b"{}," * (n - 1) + b"{}]")
+
+
+def _pickle_of_empty_dicts(path: Path) -> None:
+    """A 15 MiB pickle of 8 million empty dicts: 613 MiB and 20 s once built (before the container limit)."""
+    path.write_bytes(b"\x80\x02]" + b"}a" * 8_000_000 + b".")
 
 
 def _mutated(mutation: Mutation) -> Callable[[Path], None]:
@@ -91,6 +97,7 @@ ATTACKS: list[tuple[str, Callable[[Path], None], str, str]] = [
     ("/dev/zero", _dev_zero, "io.json", "not a regular file"),
     ("33 MiB of {}", _json_of_empty_objects, "io.json", f"{MAX_JSON_BYTES}-byte limit"),
     ("33 MiB of {}", _json_of_empty_objects, "metadata.json", f"{MAX_JSON_BYTES}-byte limit"),
+    ("15 MiB pickle of {}", _pickle_of_empty_dicts, ".metadata", f"more than {MAX_PICKLE_CONTAINERS} containers"),
     ("bzip2 bomb", _mutated(pickle_bomb(12, 1 << 30)), "common.pt", "compressed"),
     ("bzip2 bomb", _mutated(pickle_bomb(12, 1 << 30)), "ckpt", "compressed"),
     ("lzma bomb", _mutated(pickle_bomb(14, 1 << 30)), "common.pt", "compressed"),

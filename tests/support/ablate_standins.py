@@ -1,10 +1,10 @@
 """Leave out one CPU stand-in at a time and record what breaks: the evidence that each is needed.
 
-    python -m tests.support.ablate_standins OUT_DIR        # about 8 minutes on 2 cores
+    python -m tests.support.ablate_standins OUT_DIR [ID ...]   # all of them: about 8 minutes on 2 cores
 
 Every run is a recipe rehearsal (``tests.support.rehearsals``) with ``NEMO_RESUME_STANDINS_SKIP=<id>``:
-a 12-step distributed-optimizer run, or a resume of its step-6 checkpoint (on two ranks for S5, the
-fully parallel load). A stand-in that breaks nothing loudly is judged by the resumed run's losses
+a 12-step distributed-optimizer run (fine-tuning with LoRA for S16), or a resume of its step-6 checkpoint
+(on two ranks for S5, the fully parallel load). A stand-in that breaks nothing loudly is judged by the resumed run's losses
 against the uninterrupted run's (S15: the shared Adam step; H1: the data replayed from sample 0).
 Prints a Markdown table (docs/smoke.md keeps the last one).
 """
@@ -22,18 +22,21 @@ from tests.support.rehearsals import rehearse_recipe
 FLAGS = ["--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "2", "--max-steps", "12", "--checkpoint-every", "6"]
 #: the stand-ins only a resume reaches (and on how many ranks)
 RESUME = {"S5": 2, "S10": 1, "S13": 1, "S14": 1, "S15": 1, "H1": 1}
+#: the stand-ins only fine-tuning with the recipe's LoRA reaches
+FINETUNE = {"S16"}
 
 
 def _first_error(result) -> str:
     if result.error is None:
         return ""
     text = Path(result.output).read_text(errors="replace") if result.output else ""
-    frames = re.findall(r'File "[^"]*site-packages/((?:nemo|megatron)/[^"]+)", line (\d+)', text)
+    frames = [f for f in re.findall(r'File "[^"]*site-packages/((?:nemo|megatron)/[^"]+)", line (\d+)', text)
+              if f[0] != "nemo/utils/import_utils.py"]  # the lazy-import shim, not the caller
     where = f" at {frames[-1][0]}:{frames[-1][1]}" if frames else ""
     return f"{result.error.splitlines()[0][:160]}{where}"
 
 
-def main(out: Path) -> int:
+def main(out: Path, only: tuple[str, ...] = ()) -> int:
     from nemo_resume.inspection import inspect_path
 
     base = rehearse_recipe("pretrain", [*FLAGS, "--dir", str(out / "base")], dist_opt=True)
@@ -41,12 +44,13 @@ def main(out: Path) -> int:
     ckpt = next(c.state.location.path for c in inspect_path(base.run_dir).checkpoints
                 if c.state.step == 6 and c.resumable and not c.is_companion)
     rows = ["| id | run | without it |", "|---|---|---|"]
-    for stand_in in STAND_INS:
+    for stand_in in (s for s in STAND_INS if not only or s.id in only):
         os.environ[SKIP_ENV] = stand_in.id
         devices = RESUME.get(stand_in.id)
         argv = [*FLAGS, "--dir", str(out / stand_in.id)] + (["--resume", str(ckpt)] if devices else [])
-        run = rehearse_recipe("pretrain", argv, devices=devices or 1, dist_opt=True)
-        what = f"resume on {devices} rank(s)" if devices else "train"
+        task = "finetune" if stand_in.id in FINETUNE else "pretrain"
+        run = rehearse_recipe(task, argv, devices=devices or 1, dist_opt=True)
+        what = f"resume on {devices} rank(s)" if devices else f"train ({task})"
         if run.result.error is not None:
             seen = f"fails: {_first_error(run.result)}"
         else:
@@ -61,4 +65,4 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]).resolve()))
+    sys.exit(main(Path(sys.argv[1]).resolve(), tuple(sys.argv[2:])))
