@@ -26,10 +26,10 @@ from nemo_resume.checkpoint.bounded_read import RegularFile, open_regular, read_
 from nemo_resume.checkpoint.torch_zip import TorchZipError, torch_zip_in
 from nemo_resume.constants import (
     MAX_PICKLE_BYTES,
+    MAX_PICKLE_CONTAINERS,
     MAX_PICKLE_MARKS,
     MAX_PICKLE_MEMO_AHEAD,
     MAX_PICKLE_NESTING,
-    MAX_PICKLE_CONTAINERS,
     MAX_PICKLE_OPCODES,
     MAX_PICKLE_STACK,
     MAX_PICKLE_TUPLE_ELEMENTS,
