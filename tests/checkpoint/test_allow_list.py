@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
-import os
 import pickletools
-import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +40,6 @@ from tests.support.pickle_ops import call, data_pkl, global_, insert_before_stop
 pytestmark = pytest.mark.nemo
 
 ROOT = Path(__file__).resolve().parents[2]
-MEGATRON_CPU = ROOT.parent / "shared" / "megatron-cpu" / "run.py"  # the reference spike; absent in CI
 
 # Allowed, not found in the CPU runs above, and why a real run writes them.
 _DTYPE_WHY = (
@@ -57,13 +53,13 @@ JUSTIFIED = {
 }
 
 _DCP = "torch.distributed.checkpoint."
-# Read once from a NeMo MegatronStrategy run with megatron-core's DISTRIBUTED optimizer on CPU (the reference
-# ../shared/megatron-cpu/run.py --phase train --dist-opt 1, DP 1 and 2: its step=9, 19 and 29 checkpoints): the
-# optimizer's param_groups go into a .distcp shard, and common.pt, .metadata and the .distcp objects name exactly these.
-# test_a_distributed_optimizer_checkpoint_names_only_allowed_globals reads them again where that spike exists.
+# Read from NeMo MegatronStrategy runs with megatron-core's DISTRIBUTED optimizer on CPU (first the reference
+# ../shared/megatron-cpu/run.py, DP 1 and 2; now the recipe's own --smoke rehearsal): the optimizer's param_groups
+# go into a .distcp shard, and common.pt, .metadata and the .distcp objects name exactly these.
+# test_a_distributed_optimizer_checkpoint_names_only_allowed_globals reads them again from a rehearsal.
 DIST_OPT_FOUND = {
     "common.pt": {("collections", "OrderedDict"), ("pathlib", "PosixPath"), ("torch", "FloatStorage"),
-                  ("torch._utils", "_rebuild_tensor_v2")},
+                  ("torch", "IntStorage"), ("torch._utils", "_rebuild_tensor_v2")},
     ".metadata": {("megatron.core.dist_checkpointing.strategies.torch", "MCoreMetadata"),
                   ("megatron.core.dist_checkpointing.strategies.torch", "MCoreSavePlan"), ("torch", "Size"),
                   ("torch", "float32"), (_DCP + "filesystem", "_StorageInfo"),
@@ -234,12 +230,13 @@ def test_python_maps_no_allowed_global_to_another_one():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MEGATRON_CPU.is_file(), reason="needs the megatron-cpu reference spike beside the checkout")
+@pytest.mark.megatron
 def test_a_distributed_optimizer_checkpoint_names_only_allowed_globals(tmp_path):
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, str(MEGATRON_CPU), str(tmp_path), "--phase", "train", "--dist-opt", "1", "--devices", "1"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from tests.support.rehearsals import rehearse_recipe
+
+    flags = ["--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "2", "--max-steps", "6", "--checkpoint-every", "3"]
+    run = rehearse_recipe("pretrain", [*flags, "--dir", str(tmp_path)], dist_opt=True)
+    assert run.result.error is None, run.why()
     found = _survey([tmp_path])
     assert {k: v for k, v in found.globals.items()} == DIST_OPT_FOUND
     for path in found.files:
