@@ -80,12 +80,12 @@ def main(argv: list[str]) -> int:
         error = f"{type(e).__name__}: {e}"
         traceback.print_exc()
     if trainer.global_rank == 0:
-        ckpt = trainer.checkpoint_callback
+        ckpt, log_dir = trainer.checkpoint_callback, AppState().log_dir  # trainer.log_dir is a collective
         Path(spec["result"]).write_text(json.dumps({
             "error": error,
             "final_step": int(trainer.global_step),
             "checkpoint_dir": str(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else None,
-            "log_dir": str(AppState().log_dir) if AppState().log_dir else None,  # trainer.log_dir is a collective
+            "log_dir": str(log_dir) if log_dir else None,
             "resumed_from": str(trainer.ckpt_path) if trainer.ckpt_path else None,
             "stand_ins": applied,
         }))

@@ -262,7 +262,6 @@ def train(
     resume_from: Optional[Path] = None,
     callbacks: Sequence = (),
     stop_after_step: Optional[int] = None,
-    watchers: Sequence = (),
 ) -> SmokeResult:
     """Run one real NeMo 2 CPU training run; return what happened.
 
@@ -274,8 +273,6 @@ def train(
             Lightning checkpoint, the ``.ckpt`` file).
         callbacks: extra Lightning callbacks (e.g. the project's resume guard).
         stop_after_step: stop gracefully once ``global_step`` reaches it (see :class:`StopAfterStep`).
-        watchers: callbacks that only watch the run (a progress bar): added after the trainer is built, so
-            they stay out of ``context/io.json``.
 
     Only exceptions raised by ``trainer.fit`` are caught; they end up in ``SmokeResult.error`` as
     ``f"{type(e).__name__}: {e}"`` (and the object in ``SmokeResult.exception``). Anything failing while
@@ -288,7 +285,6 @@ def train(
     model, trainer, logger, checkpoint, recorder = build_trainer_parts(cfg, log_dir, callbacks=callbacks)
     if stop_after_step is not None:
         trainer.callbacks.append(StopAfterStep(stop_after_step))  # instrumentation: not in the io config
-    trainer.callbacks.extend(watchers)
 
     # the same order as nemo.collections.llm.api._setup
     configure_no_restart_validation_training_loop(trainer)

@@ -17,11 +17,9 @@ def _run(task, tmp_path, capsys, *argv):
 
 
 def _checkpoint(tmp_path, task, step):
-    from nemo_resume.inspection import inspect_path
+    from tests.support.rehearsals import checkpoint_at
 
-    (hit,) = [c.state.location.path for c in inspect_path(tmp_path / f"qwen25_{task}").checkpoints
-              if c.state.step == step and c.resumable and not c.is_companion and not c.state.location.path.name.endswith("-last")]
-    return hit
+    return checkpoint_at(tmp_path / f"qwen25_{task}", step)
 
 
 def test_recompute_with_a_new_lr_and_warmup_launches_and_reports_the_jump(tmp_path, capsys):

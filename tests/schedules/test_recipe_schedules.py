@@ -130,14 +130,13 @@ def test_seed_004_smoke_run_switches_lr_at_step_75_and_keeps_50_checkpoints(tmp_
     """On NeMo's Megatron path with the recipe's LoRA: every trainable parameter is an adapter, so the
     one param group runs at 0.5 x the stage LR; the 50 checkpoints after step 75 are all kept."""
     from nemo_resume.cli.recipe_cmd import run_script
-    from nemo_resume.inspection import inspect_path
+    from tests.support.rehearsals import kept_checkpoints
 
     code = run_script("finetune", ["--dir", str(tmp_path), "--smoke", "--name", "seed004", *SEED_004], prog="p")
     assert code == 0, capsys.readouterr().err[-2000:]
-    kept = [c for c in inspect_path(tmp_path / "seed004").checkpoints
-            if c.resumable and not c.state.location.path.name.endswith("-last")]
-    assert sorted(c.state.step for c in kept) == list(range(76, 126))
-    first = min(kept, key=lambda c: c.state.step)
+    kept = kept_checkpoints(tmp_path / "seed004")
+    assert [c.state.step for c in kept] == list(range(76, 126))
+    first = kept[0]
     assert list(first.state.lrs) == pytest.approx([5e-6])
     assert first.state.scheduler.stages[1].to_json() == {"steps": 50, "lr": 1e-5, "warmup_steps": 0}
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from nemo_resume.smoke.cpu_standins import SKIP_ENV, STAND_INS
-from tests.support.rehearsals import rehearse_recipe
+from tests.support.rehearsals import checkpoint_at, rehearse_recipe
 
 FLAGS = ["--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "2", "--max-steps", "12", "--checkpoint-every", "6"]
 #: the stand-ins only a resume reaches (and on how many ranks)
@@ -37,12 +37,9 @@ def _first_error(result) -> str:
 
 
 def main(out: Path, only: tuple[str, ...] = ()) -> int:
-    from nemo_resume.inspection import inspect_path
-
     base = rehearse_recipe("pretrain", [*FLAGS, "--dir", str(out / "base")], dist_opt=True)
     assert base.result.error is None, base.why()
-    ckpt = next(c.state.location.path for c in inspect_path(base.run_dir).checkpoints
-                if c.state.step == 6 and c.resumable and not c.is_companion)
+    ckpt = checkpoint_at(base.run_dir, 6)
     rows = ["| id | run | without it |", "|---|---|---|"]
     for stand_in in (s for s in STAND_INS if not only or s.id in only):
         os.environ[SKIP_ENV] = stand_in.id
