@@ -21,6 +21,9 @@ COMMON_PT = "common.pt"
 DCP_METADATA = ".metadata"
 # metadata.json "sharded_backend" values megatron-core 0.15 can load.
 KNOWN_SHARDED_BACKENDS = ("torch_dist", "zarr")
+# Inside weights/ of a PEFT checkpoint: NeMo's ADAPTER_META_FILENAME (nemo/lightning/ckpt_utils.py), the base
+# model checkpoint the adapters train on ({"model_ckpt_path": ...}).
+ADAPTER_METADATA_JSON = "adapter_metadata.json"
 # Inside context/: fiddle JSON of the trainer, model, optimizer and data configs.
 IO_JSON = "io.json"
 
@@ -122,3 +125,7 @@ MAX_LR_JUMP = 0.01
 # alike): float noise only.
 END_REL_TOL = 1e-9
 RATIO_REL_TOL = 1e-9
+
+#: How far a live param group's LR may be from the planned one before the run is stopped (relative): the plan
+#: and NeMo's scheduler compute the same formula, and may round its last bits differently.
+PLANNED_LR_REL_TOL = 1e-9

@@ -1,7 +1,7 @@
 """Shared fixtures: REAL checkpoints written by NeMo 2 / Lightning / megatron-core on CPU.
 
-Nothing here is hand-written: every fixture runs the real libraries (``nemo_resume.smoke.train`` and
-``tests.support.megatron_ckpt``). The fixtures are session-scoped and built lazily, in
+Nothing here is hand-written: every fixture runs the real libraries (``nemo_resume.smoke.train``, the fast
+Lightning stand-in, and the recipes' own rehearsal on NeMo's Megatron path). The fixtures are session-scoped and built lazily, in
 ``tmp_path_factory`` folders, so a test session pays for each one at most once:
 
 - ``incident_run``           the incident: lr=1e-5 < min_lr=3e-5, warmup 500, max_steps 1000, checkpoint at 499;
@@ -9,8 +9,11 @@ Nothing here is hand-written: every fixture runs the real libraries (``nemo_resu
 - ``incident_ckpt``          its Lightning checkpoint at step 499 (``.../checkpoints/smoke--step=499.ckpt``)
 - ``incident_resume_run``    stock NeMo resume of ``incident_ckpt`` with min_lr=1e-6: dies again at 501
 - ``finished_run``           a 300-step run that finished; its step-300 checkpoints are weights-only
-- ``megatron_incident_ckpt`` Megatron ``weights/`` + ``context/`` layout of the step-499 checkpoint (about 12 s)
-- ``megatron_finished_ckpt`` the same, weights-only, from the finished run's step-300 checkpoint
+- ``incident(dist_opt, devices)``, ``finished_rehearsal(dist_opt, devices)``, ``megatron_run(...)``: runs of
+  NeMo's real Megatron path on CPU (``tests.support.megatron_runs``; about 20 s each, 40 s with two ranks)
+- ``megatron_incident_ckpt`` the incident rehearsal's checkpoint at step 20 (distributed optimizer), dies at 31
+- ``megatron_plain_ckpt``    the same from two ranks with the non-distributed optimizer (param groups in common.pt)
+- ``megatron_finished_ckpt`` the end checkpoint of a run with NeMo's stock checkpoint settings, step 6: weights only
 
 Tests that use them need the ``nemo`` extra: mark them ``@pytest.mark.nemo`` (they are skipped when
 ``nemo`` is not installed).
@@ -115,25 +118,63 @@ def finished_run(tmp_path_factory, finished_config):
 # ---------------------------------------------------------------------------------------------- megatron
 
 
-def _megatron_name(step: int, global_batch_size: int = 8) -> str:
-    """The recipes' folder name, ``{model_name}--{val_loss:.2f}-{step}-{consumed_samples}`` as Lightning
-    formats it without those metrics."""
-    return f"model_name=0--val_loss=0.00-step={step}-consumed_samples={float(step * global_batch_size)}"
+@pytest.fixture(scope="session")
+def finished_rehearsal(tmp_path_factory):
+    """``get(dist_opt, devices)``: the ``FINISHED`` rehearsal (``tests.support.megatron_runs``)."""
+    from tests.support.megatron_runs import FINISHED, cached_runs
+
+    return cached_runs(tmp_path_factory.mktemp, "finished", FINISHED)
 
 
 @pytest.fixture(scope="session")
-def megatron_incident_ckpt(tmp_path_factory, incident_ckpt) -> Path:
-    """``.../checkpoints/model_name=0--val_loss=0.00-step=499-consumed_samples=3992.0`` with weights/ + context/."""
-    from tests.support.megatron_ckpt import write_megatron_checkpoint
+def megatron_run(finished_rehearsal):
+    """``get(dist_opt, devices)``: the finished run's folder and the live LRs of every step; it must have finished."""
+    from tests.support.megatron_runs import MegatronRun
 
-    out = tmp_path_factory.mktemp("megatron_incident") / "checkpoints" / _megatron_name(499)
-    return write_megatron_checkpoint(incident_ckpt, out)
+    def get(dist_opt: bool, devices: int) -> MegatronRun:
+        run = finished_rehearsal(dist_opt, devices)
+        assert run.result.error is None, run.why()
+        return MegatronRun(run.run_dir, run.lrs)
+
+    return get
 
 
 @pytest.fixture(scope="session")
-def megatron_finished_ckpt(tmp_path_factory, finished_run) -> Path:
-    """Weights-only Megatron layout of the finished run's step-300 checkpoint (no optimizer, no lr_schedulers)."""
-    from tests.support.megatron_ckpt import write_megatron_checkpoint
+def incident(tmp_path_factory):
+    """``get(dist_opt, devices)``: the ``INCIDENT`` rehearsal, died at step 31 with NeMo's error."""
+    from tests.support.megatron_runs import INCIDENT, cached_runs
 
-    out = tmp_path_factory.mktemp("megatron_finished") / "checkpoints" / _megatron_name(300)
-    return write_megatron_checkpoint(finished_run.checkpoint_at(300), out, weights_only=True)
+    return cached_runs(tmp_path_factory.mktemp, "incident", INCIDENT)
+
+
+@pytest.fixture(scope="session")
+def megatron_incident_ckpt(incident) -> Path:
+    """The incident's checkpoint at global_step 20 (distributed optimizer, one rank), written by NeMo's
+    ``MegatronStrategy``: ``.../checkpoints/model_name=0--val_loss=0.00-step=19-consumed_samples=40.0``."""
+    from tests.support.megatron_runs import INCIDENT_SAVED
+    from tests.support.rehearsals import checkpoint_at
+
+    return checkpoint_at(incident(True, 1).run_dir, INCIDENT_SAVED)
+
+
+@pytest.fixture(scope="session")
+def megatron_plain_ckpt(incident) -> Path:
+    """The incident's checkpoint at step 20 from two ranks with megatron-core's non-distributed optimizer,
+    whose param groups are in ``weights/common.pt`` (the distributed optimizer's are in ``.distcp`` objects)."""
+    from tests.support.megatron_runs import INCIDENT_SAVED
+    from tests.support.rehearsals import checkpoint_at
+
+    return checkpoint_at(incident(False, 2).run_dir, INCIDENT_SAVED)
+
+
+@pytest.fixture(scope="session")
+def megatron_finished_ckpt(tmp_path_factory) -> Path:
+    """The end checkpoint of a run with NeMo's stock checkpoint settings, step 6: weights only."""
+    from nemo_resume.inspection import inspect_path
+    from tests.support.megatron_runs import STOCK_END_STEP, stock_end_run
+
+    run = stock_end_run(tmp_path_factory.mktemp("stock_end"))
+    assert run.result.error is None, run.why()
+    (hit,) = [c.state.location.path for c in inspect_path(run.run_dir).checkpoints
+              if c.state.step == STOCK_END_STEP and not c.is_companion]  # NeMo keeps it as "-last" only
+    return hit

@@ -22,7 +22,9 @@ _DOTTED = re.compile(r"nemo_resume(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # What the recipe and the smoke run below must name; a rename anywhere fails here first.
 EXPECTED = {
     "nemo_resume.callback.ResumeScheduleCallback",
+    "nemo_resume.callback.PlannedLRCheck",
     "nemo_resume.schedules.staged.StagedLRScheduler",
+    "nemo_resume.schedules.cooldown_scheduler.CooldownScheduler",
     "nemo_resume.schedules.param_match.ParamNameMatch",
     "nemo_resume.save_from_checkpoint.SaveFromStepCheckpoint",
     "nemo_resume.smoke.model.SmokeModel",
@@ -40,6 +42,20 @@ def _recipe_yaml(tmp_path) -> str:
     opts = options_from_args("finetune", build_parser("finetune", "test").parse_args(argv))
     plan = plan_resume(opts.run_dir, opts.request(), resume=opts.resume, policy=opts.lr_policy)
     return to_yaml(qwen25_recipe(opts, plan))
+
+
+def _cooldown_recipe_yaml(finished_run) -> str:
+    """A ``--lr-policy cooldown`` recipe: it builds CooldownScheduler in place of NeMo's cosine."""
+    from nemo_resume.recipes.launch import prepare, to_yaml
+    from nemo_resume.recipes.options import build_parser, options_from_args
+    from nemo_resume.recipes.qwen25 import qwen25_recipe
+
+    run = finished_run.log_dir
+    argv = ["--lr", "1e-3", "--min-lr", "1e-6", "--lr-policy", "cooldown", "--decay-steps", "20",
+            "--dir", str(run.parent), "--name", run.name]
+    prepared = prepare(options_from_args("pretrain", build_parser("pretrain", "test").parse_args(argv)))
+    assert prepared.refusal is None, prepared.refusal
+    return to_yaml(qwen25_recipe(prepared.opts, prepared.plan))
 
 
 def _pyrefs(node: Any) -> Iterator[str]:
@@ -70,8 +86,8 @@ def _smoke_context_paths(tmp_path) -> set[str]:
     return {ref for p in contexts for ref in _pyrefs(json.loads(p.read_text()))}
 
 
-def test_every_class_path_in_a_recipe_and_a_smoke_checkpoint_resolves(tmp_path):
-    named = set(_DOTTED.findall(_recipe_yaml(tmp_path / "recipe")))
+def test_every_class_path_in_a_recipe_and_a_smoke_checkpoint_resolves(tmp_path, finished_run):
+    named = set(_DOTTED.findall(_recipe_yaml(tmp_path / "recipe") + _cooldown_recipe_yaml(finished_run)))
     named |= {ref for ref in _smoke_context_paths(tmp_path / "smoke") if ref.startswith("nemo_resume.")}
     assert EXPECTED <= named, f"not named any more: {sorted(EXPECTED - named)}"
     unresolved = sorted(p for p in named if pydoc.locate(p) is None)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nemo_resume.check.result import ResumePoint
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning import ResumePlan
+from nemo_resume.planning import MODE_RESUME, ResumePlan
 from nemo_resume.planning.plan_file import REWRITE, plan_from_json
-from nemo_resume.schedules.cosine import CosineState
+from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
+from nemo_resume.schedules.cooldown import holds_cooldown, plan_cooldown, saved_cooldown
+from nemo_resume.schedules.cosine import CosineState, lr_at
 from nemo_resume.schedules.request import ScheduleRequest, is_real, is_whole
 
 # Scheduler fields that a checkpoint restores and the check accepts in ResumePoint.restored.
@@ -58,7 +61,31 @@ def load_plan(path: str | Path) -> ResumePlan:
         raise NemoResumeError(f"{where}: cannot read ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise NemoResumeError(f"{where}: not strict JSON ({exc}); {REWRITE}") from None
-    return plan_from_json(data, where)
+    plan = plan_from_json(data, where)
+    try:
+        return with_cooldown(plan)
+    except NemoResumeError as exc:
+        raise NemoResumeError(f"{where}: restored: {exc}") from None
+
+
+def with_cooldown(plan: ResumePlan) -> ResumePlan:
+    """A cooldown plan read back with its cooldown: the file holds what decides it (the policy, the request with
+    ``decay_steps``/``decay_type``, the restored schedule and the step), as the planner derives it; a cooldown
+    run's checkpoint holds its cooldown in the restored state, which the resume continues.
+
+    Raises:
+        NemoResumeError: the restored state names a cooldown it does not hold.
+    """
+    d = plan.decision
+    if d is None or d.policy != COOLDOWN or d.cooldown is not None or plan.mode != MODE_RESUME:
+        return plan
+    if plan.restored is not None and holds_cooldown(plan.restored):
+        cooldown = saved_cooldown(plan.restored)
+    elif plan.saved is not None:
+        cooldown = plan_cooldown(lr_at(plan.saved, plan.resume_step), plan.resume_step, plan.request)
+    else:
+        return plan
+    return replace(plan, decision=replace(d, cooldown=cooldown))
 
 
 def _refuse_constant(name: str) -> Any:

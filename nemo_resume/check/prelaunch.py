@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from nemo_resume.check.cooldown import check_cooldown
 from nemo_resume.check.result import Check, CheckResult, ResumePoint
 from nemo_resume.check.schedule import check_schedule
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
 from nemo_resume.planning.resume_plan import jump_chosen_by
+from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
 from nemo_resume.schedules.request import ScheduleRequest
 
 
@@ -45,6 +47,8 @@ def _check(plan: ResumePlan, max_jump: float) -> CheckResult:
             request = request.for_groups(plan.restored.get("base_lrs") or [])
         return check_schedule(request, resume=resume, max_jump=max_jump)
     restored = plan.restored_state
+    if plan.cooldown is not None and restored is not None:  # its own scheduler, restored from the checkpoint's state
+        return check_cooldown(plan.config_state(), ResumePoint(plan.resume_step, restored, cooldown=plan.cooldown), max_jump)
     if plan.mode == MODE_RESUME and plan.saved is not None and restored is not None:
         resume = ResumePoint(plan.resume_step, restored, plan.target, jump_chosen_by(plan.decision))
     return check_schedule(plan.config_state(), resume=resume, max_jump=max_jump)
@@ -62,6 +66,8 @@ def plan_and_check(
     try:
         request, error = replace(unchecked, checked=True), None
     except NemoResumeError as exc:
+        if policy == COOLDOWN:  # a cooldown has no "as NeMo would run it" to fall back on
+            raise
         request, error = unchecked, str(exc)
     plan = plan_resume(
         run_dir, request, resume=resume, policy="keep" if error else policy, max_jump=max_jump, validate=False

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nemo_resume.schedules.cooldown import CooldownState
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.request import ScheduleRequest
 
@@ -29,6 +30,8 @@ CheckName = Literal[
     # other NeMo schedulers (nemo_resume.check.other_schedulers)
     "stages_as_requested",
     "schedule_spans_training",
+    # --lr-policy cooldown (nemo_resume.check.cooldown)
+    "cooldown_as_planned",
 ]
 
 
@@ -47,12 +50,19 @@ class ResumePoint:
             default behaviour: the restored schedule simply continues.
         jump_chosen_by: what chose a jump at the resume step (``--lr-policy recompute``): the jump is
             then reported, not refused.
+        cooldown: ``--lr-policy cooldown``'s schedule: the run builds its own scheduler with it (``target`` None).
     """
 
     step: int
     restored: Mapping[str, Any]
     target: CosineState | None = None
     jump_chosen_by: str | None = None
+    cooldown: CooldownState | None = None
+
+    @property
+    def planned(self) -> bool:
+        """A plan rewrites the restored schedule (a target) or replaces it (a cooldown)."""
+        return self.target is not None or self.cooldown is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +70,7 @@ class ResumePoint:
             "restored": dict(self.restored),
             "target": self.target.to_json() if self.target else None,
             "jump_chosen_by": self.jump_chosen_by,
+            "cooldown": self.cooldown.to_json() if self.cooldown else None,
         }
 
 

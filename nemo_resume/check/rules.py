@@ -98,7 +98,7 @@ def check_jump(resume: ResumePoint | None, jump: Jump | None, max_jump: float) -
     pct = "inf" if jump.relative is None or math.isinf(jump.relative) else f"{100 * jump.relative:.4g}%"
     text = (
         f"LR at resume step {jump.step}: {fmt(jump.before)} restored -> {fmt(jump.after)} "
-        f"{'planned' if resume.target else 'continuing'} ({pct} change, limit {100 * max_jump:g}%)"
+        f"{'planned' if resume.planned else 'continuing'} ({pct} change, limit {100 * max_jump:g}%)"
     )
     within = jump.relative is not None and jump.relative <= max_jump
     if not within and resume.jump_chosen_by:
@@ -171,7 +171,7 @@ def key_steps(
         labels.setdefault(step, []).extend(names)
     labels.setdefault(end, []).append("max_steps")
     if resume is not None:
-        labels.setdefault(resume.step, []).append("resume step" + (" (planned LR)" if resume.target else ""))
+        labels.setdefault(resume.step, []).append("resume step" + (" (planned LR)" if resume.planned else ""))
         labels.setdefault(resume.step + 1, []).append("first step after resume")
     if failure is not None:
         labels.setdefault(failure.step, []).append("NeMo raises")

@@ -7,6 +7,7 @@ from nemo_resume.check.other_schedulers import check_module_schedule
 from nemo_resume.check.result import CheckResult, ResumePoint
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.schedules.cooldown import validate_cooldown_request
 from nemo_resume.schedules.cosine import CosineState
 from nemo_resume.schedules.request import ScheduleRequest, is_real
 
@@ -36,6 +37,8 @@ def check_schedule(
     """
     if not is_real(max_jump) or not max_jump >= 0:
         raise NemoResumeError(f"--max-jump {max_jump} must be a number >= 0")
+    if isinstance(request, ScheduleRequest):
+        validate_cooldown_request(request, policy="")  # no resume here: cooldown flags would be ignored
     if isinstance(request, ScheduleRequest) and not request.is_cosine:
         return check_module_schedule(request, resume, max_jump)
     state = request.cosine_state() if isinstance(request, ScheduleRequest) else request

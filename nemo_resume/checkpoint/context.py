@@ -97,18 +97,46 @@ def _collect(objects: dict) -> tuple[dict[str, Any], dict[str, str]]:
     return leaves, classes
 
 
-def _find(table: dict[str, Any], suffixes: tuple[str, ...], kind: type | tuple[type, ...]) -> Any:
+def find_leaf(table: dict[str, Any], suffixes: tuple[str, ...], kind: type | tuple[type, ...]) -> Any:
+    """The first value of type ``kind`` at a path ending in one of ``suffixes`` (tried in order), else None.
+
+    A bool is an int to Python; it is only found where ``kind`` is ``bool``.
+    """
     for suffix in suffixes:
         for path, value in table.items():
-            if path.endswith(suffix) and isinstance(value, kind) and not isinstance(value, bool):
+            if path.endswith(suffix) and isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
                 return value
     return None
 
 
-def read_saved_config(context_dir: Path) -> SavedConfig | None:
-    """The explicit optimizer, scheduler and trainer values in ``context/io.json``.
+@dataclass(frozen=True)
+class SavedContext:
+    """``context/io.json`` as plain data: each explicit leaf value and the class each Config builds, by path.
 
-    Returns None when there is no io.json.
+    The leaves are what :class:`SavedConfig` and :mod:`nemo_resume.checkpoint.run_layout` are read from, so the
+    file is read once.
+    """
+
+    leaves: dict[str, Any]
+    classes: dict[str, str]
+
+    @property
+    def config(self) -> SavedConfig:
+        """The explicit optimizer, scheduler and trainer values."""
+        leaves, classes, number = self.leaves, self.classes, (int, float)
+        return SavedConfig(
+            lr=find_leaf(leaves, _LR_PATHS, number),
+            min_lr=find_leaf(leaves, (_SCHED + ".min_lr",), number),
+            max_steps=find_leaf(leaves, (".trainer.max_steps",), int),
+            scheduler_max_steps=find_leaf(leaves, (_SCHED + ".max_steps",), int),
+            warmup_steps=find_leaf(leaves, (_SCHED + ".warmup_steps",), int),
+            constant_steps=find_leaf(leaves, (_SCHED + ".constant_steps",), int),
+            scheduler_class=find_leaf(classes, (_SCHED,), str),
+        )
+
+
+def read_context(context_dir: Path) -> SavedContext | None:
+    """Every leaf of ``context/io.json`` by path, without importing anything; None when there is no io.json.
 
     Raises:
         RefusedFile: not a regular file, or over ``MAX_JSON_BYTES`` (:mod:`nemo_resume.checkpoint.bounded_read`).
@@ -125,14 +153,10 @@ def read_saved_config(context_dir: Path) -> SavedConfig | None:
         raise ValueError(f"context/{IO_JSON} nests too deeply to be a fiddle serialization") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("objects"), dict):
         raise ValueError(f"context/{IO_JSON} is not a fiddle serialization (no 'objects')")
-    leaves, classes = _collect(doc["objects"])
-    number = (int, float)
-    return SavedConfig(
-        lr=_find(leaves, _LR_PATHS, number),
-        min_lr=_find(leaves, (_SCHED + ".min_lr",), number),
-        max_steps=_find(leaves, (".trainer.max_steps",), int),
-        scheduler_max_steps=_find(leaves, (_SCHED + ".max_steps",), int),
-        warmup_steps=_find(leaves, (_SCHED + ".warmup_steps",), int),
-        constant_steps=_find(leaves, (_SCHED + ".constant_steps",), int),
-        scheduler_class=_find(classes, (_SCHED,), str),
-    )
+    return SavedContext(*_collect(doc["objects"]))
+
+
+def read_saved_config(context_dir: Path) -> SavedConfig | None:
+    """The explicit optimizer, scheduler and trainer values in ``context/io.json`` (:func:`read_context`)."""
+    ctx = read_context(context_dir)
+    return ctx.config if ctx is not None else None

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from nemo_resume.checkpoint.bounded_read import RefusedFile
-from nemo_resume.checkpoint.context import SavedConfig, read_saved_config
+from nemo_resume.checkpoint.bounded_read import RefusedFile, read_json
+from nemo_resume.checkpoint.context import SavedConfig, SavedContext, read_context
 from nemo_resume.checkpoint.distcp import DcpObject, DcpObjects, read_dcp_objects
 from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
+from nemo_resume.checkpoint.run_layout import RunLayout, read_run_layout
 from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, UnsafeGlobal, UnsafePickle, read_torch_file
 from nemo_resume.constants import (
+    ADAPTER_METADATA_JSON,
     CALLBACKS_KEY,
     COMMON_PT,
     CONSUMED_SAMPLES_KEY,
@@ -30,6 +32,7 @@ from nemo_resume.constants import (
     INT64_MIN,
     IO_JSON,
     LR_SCHEDULERS_KEY,
+    MAX_JSON_BYTES,
     OPTIMIZER_KEY,
     OPTIMIZER_STATES_KEY,
     PARAM_GROUPS_KEY,
@@ -126,6 +129,8 @@ class CheckpointState:
     param_groups_objects: tuple[DcpObject, ...] = ()
     # megatron-core's content_metadata in common.pt (distrib_optim_sharding_type, ...): how the state was sharded
     content_metadata: dict[str, Any] | None = None
+    # what a resume restores beyond the LR (parallel layout, batch sizes, optimizer format, PEFT base, ...)
+    run_layout: RunLayout = field(default_factory=RunLayout)
 
     @property
     def complete(self) -> bool:
@@ -247,11 +252,15 @@ def _stages(v: Any) -> tuple[Stage, ...]:
 
 def _extra(s: dict) -> dict[str, Any]:
     plain = (int, float, str, bool, type(None))
-    return {
-        k: _int(v, k) if is_whole(v) else v
-        for k, v in s.items()
-        if isinstance(k, str) and not k.startswith("_") and k not in _MODELED and isinstance(v, plain)
-    }
+    out: dict[str, Any] = {}
+    for k, v in s.items():
+        if not isinstance(k, str) or k.startswith("_") or k in _MODELED:
+            continue
+        if isinstance(v, plain):
+            out[k] = _int(v, k) if is_whole(v) else v
+        elif isinstance(v, list) and v and all(is_real(x) for x in v):  # per-group values (cooldown_start_lrs)
+            out[k] = list(_floats(v, k))
+    return out
 
 
 def _scheduler(state: dict) -> SchedulerState | None:
@@ -357,6 +366,8 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
             f"its target's save or removal was interrupted: {loc.target_unfinished_marker.name} marker is present"
         )
     fields: dict[str, Any] = {}
+    trainer: dict[str, Any] | None = None
+    adapter_metadata: Any = None
     notes: list[str] = []
     weights: WeightsReport | None = None
     objects = DcpObjects()
@@ -373,7 +384,9 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
         state_file = _state_file(loc)
         rel = state_file.name if loc.format == FORMAT_LIGHTNING else f"{WEIGHTS_DIR}/{COMMON_PT}"
         try:
-            fields = _from_trainer_state(loc, read_torch_file(state_file), reasons)
+            pickled = read_torch_file(state_file)
+            trainer = pickled.value if isinstance(pickled.value, dict) else None
+            fields = _from_trainer_state(loc, pickled, reasons)
         except FileNotFoundError:
             pass  # inspect_weights already said common.pt is missing
         except PermissionError:
@@ -401,15 +414,32 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
         notes.append("step taken from the folder name; the trainer state could not be read")
     if fields.get("consumed_samples") is None and loc.consumed_samples_from_name is not None:
         fields["consumed_samples"] = loc.consumed_samples_from_name
-    config = None
+    context: SavedContext | None = None
     if loc.context_dir is not None:
         try:
-            config = read_saved_config(loc.context_dir)
+            context = read_context(loc.context_dir)
         except RefusedFile as exc:  # planted (a FIFO, /dev/zero, megabytes), not merely damaged
             reasons.append(f"context/{IO_JSON} is unreadable ({exc.strerror})")
         except (OSError, ValueError) as exc:
             notes.append(f"context/io.json not read: {exc}")
+    if loc.format == FORMAT_MEGATRON:
+        adapter_metadata = _adapter_metadata(loc, notes)
+    layout = read_run_layout(context, trainer, tuple(g.mults for g in fields.get("param_groups", ())),
+                             fields.get("has_optimizer_state"), adapter_metadata)
     return CheckpointState(
-        location=loc, incomplete_reasons=tuple(reasons), config=config, notes=tuple(notes),
-        unsafe_globals=tuple(unsafe), **fields,
+        location=loc, incomplete_reasons=tuple(reasons), config=context.config if context else None,
+        notes=tuple(notes), unsafe_globals=tuple(unsafe), run_layout=layout, **fields,
     )
+
+
+def _adapter_metadata(loc: CheckpointLocation, notes: list[str]) -> Any:
+    """``weights/adapter_metadata.json``: NeMo's PEFT callback names the base model checkpoint there
+    (``nemo/lightning/pytorch/callbacks/peft.py:523``); None when there is none."""
+    path = loc.path / WEIGHTS_DIR / ADAPTER_METADATA_JSON
+    if not path.exists():
+        return None
+    try:
+        return read_json(path, MAX_JSON_BYTES)
+    except (OSError, ValueError, RecursionError) as exc:  # RefusedFile included
+        notes.append(f"{WEIGHTS_DIR}/{ADAPTER_METADATA_JSON} not read: {exc}")
+        return None

@@ -101,7 +101,7 @@ def _command(*flags: str) -> str:
 def _prepare_and_smoke(opts, log: Path) -> tuple[Prepared, Any]:
     from nemo_resume.recipes.qwen25 import qwen25_recipe
 
-    prepared = prepare(opts)
+    prepared = prepare(opts, opts.smoke_devices)  # the CPU rehearsal's layout
     with _quiet(log):
         result = smoke(qwen25_recipe(opts, prepared.plan), opts)
     return prepared, result

@@ -24,13 +24,15 @@ from nemo_resume.cli.report import render_plan
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import plan_resume
 from nemo_resume.planning.choice import default_resume
-from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
+from nemo_resume.planning.flags import add_layout_args, add_max_jump_arg, add_resume_args, new_run_from_args
 from nemo_resume.planning.plan_file import plan_to_json
+from nemo_resume.planning.resume_plan import with_compat
 from nemo_resume.schedules.flags import add_schedule_args, request_from_args
 
 EPILOG = """examples:
   python -m nemo_resume.plan results/qwen25_pretrain --lr 1e-5 --min-lr 1e-6 --max-steps 1000 --warmup-steps 500
   python -m nemo_resume.plan results/run --lr 1e-4 --min-lr 1e-5 --max-steps 600 --lr-policy smooth --json -o plan.json
+  python -m nemo_resume.plan results/run --lr 1e-4 --min-lr 1e-5 --max-steps 600 --tp 2 --global-batch-size 64
 
 exit codes: 0 the plan is safe, 1 no safe plan exists for the request, 2 bad input"""
 
@@ -43,6 +45,7 @@ def build_parser(prog: str) -> OneLineParser:
     p.add_argument("--restart-from-weights", action="store_true",
                    help="start from the newest weights-only checkpoint with a fresh optimizer and schedule")
     add_schedule_args(p)
+    add_layout_args(p.add_argument_group("the resumed run's layout (docs/plan.md; default: the checkpoint's)"))
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     p.add_argument("-o", "--output", type=Path, help="also write the plan file here, for `nemo-resume check --plan FILE` (docs/plan.md)")
     return p
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
         request = request_from_args(args, checked=args.lr_policy != "keep")
         plan = plan_resume(args.run, request, resume=resume, policy=args.lr_policy,
                            restart_from_weights=args.restart_from_weights, max_jump=args.max_jump)
+        plan = with_compat(plan, new_run_from_args(args, request))
         doc = plan_to_json(plan)
         if args.output:
             _write(args.output, doc)

@@ -35,7 +35,7 @@ def _steps(args: argparse.Namespace, task: Task, prog: str, doc: dict[str, Any])
         raise NemoResumeError(f"--to-yaml {args.to_yaml}: folder {args.to_yaml.parent} does not exist; create it first")
     # 2 and 3. plan the resume, then step it through NeMo's real scheduler.
     with working("planning the resume and checking it with NeMo's scheduler"):
-        prepared = prepare(opts)
+        prepared = prepare(opts, opts.smoke_devices if args.smoke else None)
     if prepared.request_error and not args.launch_anyway:
         # bad values, as in `plan`: one line, exit 2 (--launch-anyway runs them as NeMo would)
         raise NemoResumeError(f"{prepared.request_error} (or pass --launch-anyway to run it as NeMo would)")

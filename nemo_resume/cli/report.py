@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # types only: `inspect` must not import numpy, torch or NeMo 
     from rich.console import Console
 
     from nemo_resume.check import CheckResult
+    from nemo_resume.checkpoint.run_layout import RunLayout
     from nemo_resume.checkpoint.state import CheckpointState
     from nemo_resume.inspection import InspectedCheckpoint, Inspection
     from nemo_resume.planning import ResumePlan
@@ -76,6 +77,40 @@ def _groups_source(s: CheckpointState) -> str:
     return shown(f"param groups: {source}{optimizer}")
 
 
+def _known(pairs: list[tuple[str, object]]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in pairs if v is not None)
+
+
+def _layout_lines(r: RunLayout) -> list[str]:
+    """What a resume restores beyond the LR (``RunLayout``), one short line per subject, only what is recorded; shown."""
+    lines = []
+    sizes = _known([("TP", r.tp), ("PP", r.pp), ("CP", r.cp), ("EP", r.ep), ("VPP", r.vpp), ("DP", r.dp)])
+    if sizes or r.devices is not None:
+        world = f" (devices {r.devices} x nodes {r.num_nodes})" if r.devices is not None and r.num_nodes else ""
+        lines.append(f"parallel: {sizes or 'not recorded'}{world}")
+    gbs = None if r.global_batch_size is None else f"{r.global_batch_size} ({r.global_batch_size_source})"
+    batch = _known([("global batch", gbs), ("micro batch", r.micro_batch_size), ("seq_length", r.seq_length),
+                    ("consumed samples", r.consumed_samples)])
+    if batch:
+        lines.append(f"data: {batch}")
+    kind = {True: "distributed", False: "not distributed", None: None}[r.distributed_optimizer]
+    fmt = f"state format {r.optimizer_format}" if r.optimizer_format else None
+    optim = ", ".join(x for x in (r.optimizer, kind, fmt) if x)
+    if r.group_keys:
+        optim += "; group keys (lr_mult, wd_mult) " + " ".join(f"({lr:g}, {wd:g})" for lr, wd in r.group_keys)
+    if optim:
+        lines.append(f"optimizer: {optim}")
+    if r.lr_mult is not None:
+        on = f" on {', '.join(r.lr_mult_patterns)}" if r.lr_mult_patterns else ""
+        lines.append(f"lr_mult: {r.lr_mult:g}{on}" + (f" ({r.scale_lr_cond})" if r.scale_lr_cond else ""))
+    if r.peft is not None or r.peft_base is not None:
+        lines.append(f"PEFT: {r.peft or 'yes'}" + (f", base {r.peft_base}" if r.peft_base else ""))
+    rest = _known([("precision", r.precision), ("Lightning", r.lightning_version)])
+    if rest:
+        lines.append(rest)
+    return [shown(line) for line in lines]
+
+
 def _checkpoint_block(c: InspectedCheckpoint, name: str, latest: bool) -> list[str]:
     """One checkpoint as short lines, each value whole (never cut to a column): where, state, LRs, problems.
 
@@ -94,6 +129,7 @@ def _checkpoint_block(c: InspectedCheckpoint, name: str, latest: bool) -> list[s
         lines.append("    scheduler: " + (saved or "no cosine fields"))
     if s.location.format == FORMAT_MEGATRON and (s.param_groups_source or s.content_metadata is not None):
         lines.append("    " + _groups_source(s))
+    lines += ["    " + line for line in _layout_lines(s.run_layout)]
     for p in c.problems:
         lines.append(f"    [{_STYLES[p.severity]}]{p.severity.upper()} {shown(p.code)}[/] {name}: {shown(p.message)}")
     return lines

@@ -52,6 +52,7 @@ class InspectedCheckpoint:
             "param_groups_source": s.param_groups_source,
             "param_groups_objects": [o.to_json() for o in s.param_groups_objects],
             "content_metadata": s.content_metadata,
+            "run_layout": s.run_layout.to_json(),
             "has_optimizer_state": s.has_optimizer_state,
             "scheduler": s.scheduler.to_json() if s.scheduler else None,
             "config": s.config.to_json() if s.config else None,

@@ -28,6 +28,13 @@ INVALID_LR = "INVALID_LR"
 INVALID_MIN_LR = "INVALID_MIN_LR"
 INVALID_STEPS = "INVALID_STEPS"
 PARAM_GROUP_LR_MISMATCH = "PARAM_GROUP_LR_MISMATCH"
+# What a resume with another layout breaks or silently changes (nemo_resume.planning.compat).
+OPTIMIZER_NOT_RESHARDABLE = "OPTIMIZER_NOT_RESHARDABLE"
+PARAM_GROUPS_CHANGED = "PARAM_GROUPS_CHANGED"
+GLOBAL_BATCH_SIZE_CHANGED = "GLOBAL_BATCH_SIZE_CHANGED"
+DATA_POSITION_LOST = "DATA_POSITION_LOST"
+PEFT_BASE_MISSING = "PEFT_BASE_MISSING"
+CHECKPOINT_FORMAT_TOO_OLD = "CHECKPOINT_FORMAT_TOO_OLD"
 #: Saved values no run can train on (a NaN, infinite or negative LR, a negative step count): NeMo restores them
 #: without a complaint, so a checkpoint with one of these is never resumed (InspectedCheckpoint.resumable).
 INVALID_VALUE_CODES = (INVALID_LR, INVALID_MIN_LR, INVALID_STEPS)

@@ -1,5 +1,6 @@
-"""The resume flags, declared once: ``--resume`` (which checkpoint), ``--lr-policy`` (which schedule) and
-``--max-jump`` (the jump limit the planner and the check share)."""
+"""The resume flags, declared once: ``--resume`` (which checkpoint), ``--lr-policy`` (which schedule),
+``--max-jump`` (the jump limit the planner and the check share) and the new run's layout (``--tp`` ...
+``--micro-batch-size``: what :mod:`nemo_resume.planning.compat` compares with the checkpoint's)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning.compat import NewRun
 from nemo_resume.planning.policy import POLICIES
-from nemo_resume.schedules.flags import non_negative
+from nemo_resume.schedules.flags import non_negative, positive_int
+from nemo_resume.schedules.request import ScheduleRequest
 
 
 def add_resume_args(
@@ -44,3 +47,28 @@ def add_max_jump_arg(group: Any) -> None:
     group.add_argument("--max-jump", type=_fraction, default=MAX_LR_JUMP, metavar="FRACTION",
                        help="largest relative LR change at the resume step a plan may make unasked; a jump "
                             "--lr-policy recompute chooses is reported, not refused (default: %(default)s)")
+
+
+#: The new run's layout flags (argparse dests), each "same as the checkpoint" when not given.
+LAYOUT_FLAGS = {
+    "tp": "tensor-parallel size",
+    "pp": "pipeline-parallel size",
+    "cp": "context-parallel size",
+    "devices": "GPUs per node",
+    "num_nodes": "nodes",
+    "global_batch_size": "global batch size",
+    "micro_batch_size": "micro batch size",
+}
+
+
+def add_layout_args(group: Any) -> None:
+    """The resumed run's layout, each optional: compared with the checkpoint's (docs/plan.md, "Layout")."""
+    for dest, what in LAYOUT_FLAGS.items():
+        group.add_argument("--" + dest.replace("_", "-"), type=positive_int, metavar="N",
+                           help=f"the resumed run's {what} (default: the checkpoint's)")
+
+
+def new_run_from_args(args: argparse.Namespace, request: ScheduleRequest) -> NewRun:
+    """The resumed run as the layout flags and the schedule (``--max-steps``, ``--lr-mult``) describe it."""
+    return NewRun(**{dest: getattr(args, dest) for dest in LAYOUT_FLAGS}, max_steps=request.max_steps,
+                  lr_mults=request.lr_mults)

@@ -109,7 +109,7 @@ def plan_from_json(obj: Any, where: str) -> ResumePlan:
     if target is not None and policy is None:
         raise NemoResumeError(f"{where}: a target needs the policy that chose it (policy)")
     saved = raw = None
-    if restored is not None and keeps_saved_state(request, bool(restored.get("stages"))):
+    if restored is not None and keeps_saved_state(request, restored):
         raw = restored
     elif restored is not None:
         saved = _cosine(restored, where, "restored", step)

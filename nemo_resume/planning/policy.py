@@ -1,4 +1,4 @@
-"""The LR schedule a resumed run follows: ``--lr-policy keep|smooth|recompute|strict|auto``.
+"""The LR schedule a resumed run follows: ``--lr-policy keep|smooth|recompute|strict|auto|cooldown``.
 
 NeMo restores the checkpoint's whole scheduler state over the config, so "lower min_lr and
 resume" changes nothing. Each policy here produces the exact scheduler state to write back
@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nemo_resume.constants import END_REL_TOL, RATIO_REL_TOL
+from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
+from nemo_resume.schedules.cooldown import CooldownState, cooldown_flags, cooldown_lrs, plan_cooldown
 from nemo_resume.schedules.cosine import (
     CosineState,
     ScheduleFailure,
@@ -27,7 +29,7 @@ from nemo_resume.schedules.cosine import (
 from nemo_resume.schedules.lr_stages import describe, stages_from_json, total_steps
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
 
-POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict")
+POLICIES: tuple[str, ...] = ("auto", "keep", "smooth", "recompute", "strict", COOLDOWN)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Decision:
         refused_step: the step at which the refused schedule would fail or flatline.
         jump: the largest relative LR change at the resume step over the param groups.
         notes: what the user should know (which values win, alternatives).
+        cooldown: ``cooldown``'s schedule, run by its own scheduler module (then ``target`` is None).
     """
 
     policy: str
@@ -49,6 +52,7 @@ class Decision:
     jump: float = 0.0
     refused_step: int | None = None
     notes: tuple[str, ...] = ()
+    cooldown: CooldownState | None = None
 
     def effective(self, saved: CosineState) -> CosineState:
         """The schedule the run follows after the resume step."""
@@ -203,6 +207,85 @@ def _smooth(saved: CosineState, resume_step: int, request: ScheduleRequest) -> D
     return Decision("smooth", target, jump=relative_jump(current, lr_at(target, resume_step)), notes=tuple(notes))
 
 
+def _cooldown(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
+    """From each group's LR at the resume step to ``--min-lr`` over ``--decay-steps`` (see
+    :mod:`nemo_resume.schedules.cooldown`); the checkpoint's own ``min_lr`` does not matter, the request's does."""
+    current = lr_at(saved, resume_step)
+    low = [(g, lr) for g, lr in enumerate(current) if not lr > request.min_lr]
+    if low:
+        g, lr = low[0]
+        return Decision(COOLDOWN, None, refused_step=resume_step + 1, refused=(
+            f"group {g}'s LR at the resume step {resume_step} ({lr:g}) is not above the requested min_lr "
+            f"({request.min_lr:g}): there is nothing to anneal; lower --min-lr (e.g. --min-lr {lr / 10:g})"))
+    state = plan_cooldown(current, resume_step, request)
+    notes = (
+        f"{state.decay_type} cooldown from the checkpoint's LR {', '.join(f'{x:.4g}' for x in current)} at step "
+        f"{resume_step} to min_lr {state.min_lr:g} at step {state.end_step} (the run's new max_steps), then min_lr; "
+        "no warmup, the step count and the data position continue",
+        "run by nemo_resume's CooldownScheduler (the recipe builds it in place of NeMo's cosine); the checkpoint's "
+        "saved schedule and the requested --lr are not used after the resume step",
+    )
+    jump = relative_jump(current, cooldown_lrs(state, resume_step))
+    return Decision(COOLDOWN, None, jump=jump, notes=notes, cooldown=state)
+
+
+def _cooldown_differences(held: CooldownState, request: ScheduleRequest) -> list[str]:
+    """What ``--lr-policy cooldown`` asks for that a cooldown checkpoint's own cooldown is not."""
+    rows: tuple[tuple[str, Any, Any], ...] = (
+        ("decay_steps", held.decay_steps, request.decay_steps), ("min_lr", held.min_lr, request.min_lr),
+        ("decay_type", held.decay_type, request.decay_type or "linear"),
+    )
+    return [f"{name}: checkpoint {have!r}, requested {want!r}" for name, have, want in rows
+            if have != want and not (isinstance(have, float) and math.isclose(have, want, rel_tol=1e-9))]
+
+
+def continue_cooldown(
+    held: CooldownState, base_lrs: Sequence[float], resume_step: int, request: ScheduleRequest, policy: str
+) -> Decision:
+    """A cooldown run's checkpoint: the cooldown it holds continues to its end, whatever the policy asks.
+
+    Lightning restores the checkpoint's scheduler state over whatever the config builds, the cooldown's fields
+    included, so the one schedule a resume can run is that cooldown (``auto``, ``keep``, or ``cooldown`` with its
+    own values). A policy that would plan another one is refused, saying what works.
+
+    Args:
+        held: the cooldown the checkpoint holds (:func:`nemo_resume.schedules.cooldown.saved_cooldown`).
+        base_lrs: the checkpoint's scheduler ``base_lrs`` (one per param group).
+        resume_step: the checkpoint's step.
+        request: the schedule asked for.
+        policy: one of :data:`POLICIES`.
+    """
+    started = (f"the {held.decay_type} cooldown started at step {held.start_step} (to min_lr {held.min_lr:g} at step "
+               f"{held.end_step})")
+    works = (f"resume with --lr-policy auto (the default) or keep, or {cooldown_flags(held)}, to continue it to step "
+             f"{held.end_step}; or --restart-from-weights for a new schedule")
+    if not request.is_cosine or policy in ("smooth", "recompute", "strict"):
+        what = f"--schedule {request.schedule}" if not request.is_cosine else f"--lr-policy {policy}"
+        return Decision(policy, None, refused=f"the checkpoint holds {started}, which Lightning restores over the "
+                        f"config: {what} cannot replace it; {works}")
+    if request.group_lrs_for(base_lrs) is None:
+        return Decision(policy, None, refused=_group_mismatch(base_lrs, request))
+    diffs = _cooldown_differences(held, request) if policy == COOLDOWN else []
+    if diffs:
+        return Decision(policy, None, refused=f"the request differs from the checkpoint's cooldown ({'; '.join(diffs)}): "
+                        f"Lightning restores the checkpoint's; {works}")
+    if resume_step >= held.end_step:
+        return Decision(policy, None, refused_step=resume_step, refused=(
+            f"the checkpoint (step {resume_step}) is at the end of {started}: nothing of it is left to run; "
+            "--restart-from-weights starts a new schedule from its weights"))
+    ignored = [f"{name}: requested {want:g}, the cooldown's {have:g}" for name, want, have in
+               (("min_lr", request.min_lr, held.min_lr), ("max_steps", request.max_steps, held.end_step))
+               if policy != COOLDOWN and not math.isclose(want, have, rel_tol=1e-9)]
+    notes = [f"continues {started}, from the checkpoint's LR "
+             f"{', '.join(f'{x:.4g}' for x in cooldown_lrs(held, resume_step))} at step {resume_step}; "
+             f"the run ends at step {held.end_step}",
+             "the checkpoint's cooldown (nemo_resume's CooldownScheduler) is restored as saved; the recipe builds it "
+             "with the same values"]
+    if ignored:
+        notes.append("ignored (the checkpoint's cooldown wins): " + "; ".join(ignored))
+    return Decision(COOLDOWN, None, notes=tuple(notes), cooldown=held)
+
+
 def _recompute(saved: CosineState, resume_step: int, request: ScheduleRequest) -> Decision:
     group_lrs = request.group_lrs_for(saved.base_lrs)
     if group_lrs is None:
@@ -237,6 +320,8 @@ def decide(saved: CosineState, resume_step: int, request: ScheduleRequest, polic
         return _smooth(saved, resume_step, request)
     if policy == "recompute":
         return _recompute(saved, resume_step, request)
+    if policy == COOLDOWN:
+        return _cooldown(saved, resume_step, request)
     diffs = _differences(saved, request)
     if policy == "strict":
         if diffs:
@@ -299,7 +384,7 @@ def decide_restored(saved: Mapping[str, Any], resume_step: int, request: Schedul
         what = "has no saved stages (not a --lr-stages run)" if name == STAGED else "is a staged run (--lr-stages)"
         return Decision(policy, None, refused=f"the checkpoint's scheduler {what}, but the request is --schedule {name}; "
                                              "resume with the schedule the run was started with")
-    if policy in ("smooth", "recompute"):
+    if policy in ("smooth", "recompute", COOLDOWN):
         what = "its stages are restored from the checkpoint" if name == STAGED else "its state is restored from the checkpoint"
         return Decision(policy, None, refused=f"--schedule {name} is not NeMo's CosineAnnealing, the only scheduler a plan "
                                              f"rewrites; {what}: use --lr-policy keep (or strict to require the same settings)")

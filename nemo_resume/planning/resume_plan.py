@@ -7,17 +7,30 @@ The plan is plain data; :mod:`nemo_resume.callback` applies it inside the run an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nemo_resume.checkpoint.state import SchedulerState
 from nemo_resume.constants import MAX_LR_JUMP
+from nemo_resume.errors import NemoResumeError
 from nemo_resume.inspection.problems import Problem, Severity, cosine_state
 from nemo_resume.planning.choice import Choice, choose_checkpoint
-from nemo_resume.planning.policy import Decision, decide, decide_restored, unsafe_reason
+from nemo_resume.planning.compat import NewRun, compat_problems
+from nemo_resume.planning.policy import Decision, continue_cooldown, decide, decide_restored, unsafe_reason
+from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
+from nemo_resume.schedules.cooldown import TARGET as COOLDOWN_TARGET
+from nemo_resume.schedules.cooldown import (
+    CooldownState,
+    cooldown_end,
+    cooldown_lrs,
+    holds_cooldown,
+    saved_cooldown,
+    validate_cooldown_request,
+)
 from nemo_resume.schedules.cosine import CosineState, ScheduleFailure, lr_at
-from nemo_resume.schedules.lr_stages import boundaries, staged_lrs, stages_from_json
+from nemo_resume.schedules.lr_stages import Stage, boundaries, staged_lrs, stages_from_json
 from nemo_resume.schedules.request import ScheduleRequest
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
@@ -43,8 +56,9 @@ class ResumePlan:
         resume_step: the checkpoint's step (0 for fresh and restore-weights).
         saved: the schedule the checkpoint would restore, if any (NeMo's CosineAnnealing).
         decision: the LR policy's outcome (resume mode only).
-        restored: where :func:`keeps_saved_state` (any scheduler but NeMo's cosine, or a staged checkpoint), the
-            checkpoint's scheduler ``state_dict`` fields a resume restores (``stages`` for a staged run).
+        restored: where :func:`keeps_saved_state` (any scheduler but NeMo's cosine, a staged checkpoint, or a
+            cooldown run's checkpoint), the checkpoint's scheduler ``state_dict`` fields a resume restores
+            (``stages`` for a staged run, the ``cooldown_*`` fields for a cooldown).
         max_jump: the largest relative LR change at the resume step the plan was allowed (``--max-jump``).
     """
 
@@ -77,13 +91,20 @@ class ResumePlan:
         groups by weight decay too), so the check builds a scheduler shaped like the real one.
         """
         state = self.request.cosine_state()
-        group_lrs = self.request.group_lrs_for(self.saved.base_lrs) if self.saved is not None else None
+        groups = self.saved.base_lrs if self.saved is not None else (self.restored or {}).get("base_lrs")
+        group_lrs = self.request.group_lrs_for(groups) if groups else None
         return replace(state, base_lrs=group_lrs) if group_lrs is not None else state
 
     @property
     def target(self) -> CosineState | None:
         """Scheduler state the callback writes after the restore (None: leave it as restored)."""
         return self.decision.target if self.mode == MODE_RESUME and self.decision else None
+
+    @property
+    def cooldown(self) -> CooldownState | None:
+        """The cooldown the run follows, by its own scheduler module: ``--lr-policy cooldown``'s, or the one a cooldown
+        run's checkpoint holds and the resume continues (None otherwise)."""
+        return self.decision.cooldown if self.mode == MODE_RESUME and self.decision else None
 
     @property
     def restored_state(self) -> dict[str, Any] | None:
@@ -96,7 +117,7 @@ class ResumePlan:
     def key_steps(self) -> list[int]:
         s, start, end = self.schedule, self.resume_step, self.request.max_steps
         steps = {start, start + 1, (start + end) // 2, end}
-        if s.warmup_steps > start:
+        if s.warmup_steps > start and self.cooldown is None:
             steps |= {s.warmup_steps, s.warmup_steps + 1}
         return sorted(x for x in steps if start <= x <= end)
 
@@ -104,19 +125,32 @@ class ResumePlan:
         if not self.ok:
             return []
         if not self.request.is_cosine:
-            return self._staged_points()
-        return [(step, lr_at(self.schedule, step)) for step in self.key_steps()]
+            if self.request.stages == ():
+                return []  # other schedules: the check shows them
+            stages, _ = self._stages_and_bases()
+            steps = {self.resume_step, self.request.max_steps, *(b + k for b in boundaries(stages)[1:] for k in (-1, 0))}
+        else:
+            steps = set(self.key_steps())
+        inside = (t for t in sorted(steps) if self.resume_step <= t <= self.request.max_steps)
+        return [(t, lrs) for t in inside if (lrs := self.planned_lrs(t)) is not None]
 
-    def _staged_points(self) -> list[tuple[int, list[float]]]:
-        """A staged run's LR at its start, each stage switch and the end (other schedules: the check shows them)."""
-        if self.request.stages == ():
-            return []
+    def planned_lrs(self, step: int) -> list[float] | None:
+        """Each param group's LR at ``step`` as planned: on a resume, one per checkpoint group. None for the
+        schedules only NeMo's own class steps (``--schedule NAME`` but cosine): the check shows those."""
+        if not self.request.is_cosine:
+            if self.request.stages == ():
+                return None
+            stages, bases = self._stages_and_bases()
+            return staged_lrs(stages, bases, step)
+        if self.cooldown is not None:
+            return cooldown_lrs(self.cooldown, step)
+        return lr_at(self.schedule, step)
+
+    def _stages_and_bases(self) -> tuple[tuple[Stage, ...], list[float]]:
+        """A staged run's stages and base LRs: the checkpoint's where it restores them, else the request's."""
         src = self.restored or {}
         stages = stages_from_json(src["stages"]) if src.get("stages") else self.request.stages
-        base = src.get("base_lrs") or list(self.request.base_lrs)
-        start, end = self.resume_step, self.request.max_steps
-        steps = {start, end, *(b + k for b in boundaries(stages)[1:] for k in (-1, 0))}
-        return [(t, staged_lrs(stages, base, t)) for t in sorted(x for x in steps if start <= x <= end)]
+        return stages, list(src.get("base_lrs") or self.request.base_lrs)
 
 
 def _fresh(request: ScheduleRequest, choice: Choice, mode: str = MODE_FRESH) -> ResumePlan:
@@ -169,7 +203,12 @@ def _plan(
     max_jump: float, validate: bool,
 ) -> ResumePlan:
     """:func:`plan_resume`'s plan, before it records ``max_jump``."""
+    validate_cooldown_request(request, policy)
     choice = choose_checkpoint(run_dir, resume)
+    if policy == COOLDOWN and (restart_from_weights or (choice.checkpoint is None and not choice.error)):
+        why = "--restart-from-weights starts a fresh schedule" if restart_from_weights else choice.why
+        raise NemoResumeError(f"--lr-policy cooldown anneals a checkpoint's LR, and this run starts fresh ({why}); "
+                              "give --resume PATH of a checkpoint with its optimizer state, or another --lr-policy")
     keep_resume = policy == "keep" and not restart_from_weights and choice.checkpoint is not None
     if validate and not request.checked and not keep_resume:
         request = replace(request, checked=True)  # raises NemoResumeError naming the value to change
@@ -185,11 +224,17 @@ def _plan(
     step = state.scheduler.last_epoch if state.scheduler and state.scheduler.last_epoch is not None else state.step
     assert step is not None  # a resumable checkpoint has a step (InspectedCheckpoint.resumable)
     path = str(state.location.path)
-    mismatch = _scheduler_mismatch(state.config.scheduler_class if state.config else None, request, path)
+    saved_class = state.config.scheduler_class if state.config else None
+    restored = restored_fields(state.scheduler) if state.scheduler is not None else None
+    if restored is not None and (holds_cooldown(restored) or saved_class == COOLDOWN_TARGET):  # a cooldown run's
+        return _resume_cooldown(request, choice, path, step, restored, policy)
+    if policy == COOLDOWN:  # the run ends at the resume step + --decay-steps
+        request = replace(request, max_steps=cooldown_end(request, step))
+    mismatch = _scheduler_mismatch(saved_class, request, path)
     if mismatch:
         return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (mismatch,))
-    if state.scheduler is not None and keeps_saved_state(request, bool(state.scheduler.stages)):
-        return _resume_restored(request, choice, path, step, restored_fields(state.scheduler), policy)
+    if restored is not None and keeps_saved_state(request, restored):
+        return _resume_restored(request, choice, path, step, restored, policy)
     saved = cosine_state(state.scheduler) if state.scheduler else None
     if saved is None:
         problem = Problem(NO_SCHEDULER_STATE, "error", f"{path} holds no readable scheduler state; cannot plan the LR")
@@ -198,10 +243,19 @@ def _plan(
     return ResumePlan(request, choice, MODE_RESUME, path, step, saved, decision, problems)
 
 
-def keeps_saved_state(request: ScheduleRequest, saved_stages: bool) -> bool:
-    """The checkpoint's scheduler state continues as saved (``ResumePlan.restored``, no cosine plan): any
-    scheduler but NeMo's CosineAnnealing, and a staged checkpoint (``saved_stages``) whatever the request."""
-    return not request.is_cosine or saved_stages
+def with_compat(plan: ResumePlan, new_run: NewRun) -> ResumePlan:
+    """``plan`` and what resuming its checkpoint as ``new_run`` breaks or silently changes (:mod:`.compat`)."""
+    chosen = plan.choice.checkpoint
+    if plan.mode != MODE_RESUME or chosen is None:
+        return plan
+    return replace(plan, problems=(*plan.problems, *compat_problems(chosen.state.run_layout, new_run)))
+
+
+def keeps_saved_state(request: ScheduleRequest, restored: Mapping[str, Any]) -> bool:
+    """The checkpoint's scheduler state (``restored``, its ``state_dict`` fields) continues as saved
+    (``ResumePlan.restored``, no cosine plan): any scheduler but NeMo's CosineAnnealing, and a staged or a cooldown
+    run's checkpoint whatever the request."""
+    return not request.is_cosine or bool(restored.get("stages")) or holds_cooldown(restored)
 
 
 def plan_schedule(
@@ -222,7 +276,8 @@ def plan_schedule(
         return decision, (
             Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {decision.refused}", decision.refused_step),
         )
-    unsafe = unsafe_reason(decision.effective(saved), step, request.max_steps)
+    # a cooldown is safe by its form (from above min_lr, never rising, min_lr at max_steps); the check runs its class
+    unsafe = unsafe_reason(decision.effective(saved), step, request.max_steps) if decision.cooldown is None else None
     if unsafe:  # a policy produced an unsafe schedule: a bug here, never passed on to a run
         return decision, (Problem(POLICY_REFUSED, "error", f"--lr-policy {decision.policy}: {unsafe[0]}", unsafe[1]),)
     if decision.jump > max_jump:
@@ -276,3 +331,23 @@ def _resume_restored(
         message = f"--lr-policy {decision.policy}: {decision.refused}"
         problems = (Problem(POLICY_REFUSED, "error", message, decision.refused_step),)
     return ResumePlan(request, choice, MODE_RESUME, path, step, None, decision, problems, restored)
+
+
+def _resume_cooldown(
+    request: ScheduleRequest, choice: Choice, path: str, step: int, restored: dict[str, Any], policy: str
+) -> ResumePlan:
+    """A resume of a cooldown run's checkpoint: its cooldown continues to its end (:func:`continue_cooldown`);
+    the run ends there, and the recipe builds the cooldown's module with its values."""
+    try:
+        held = saved_cooldown(restored)
+    except NemoResumeError as exc:
+        problem = Problem(NO_SCHEDULER_STATE, "error", f"{path} was saved by a cooldown run, but {exc}; cannot plan the LR")
+        return ResumePlan(request, choice, MODE_RESUME, path, step, None, None, (problem,), restored)
+    decision = continue_cooldown(held, restored.get("base_lrs") or held.start_lrs, step, request, policy)
+    if decision.refused:
+        problem = Problem(POLICY_REFUSED, "error", f"--lr-policy {policy}: {decision.refused}", decision.refused_step)
+        return ResumePlan(request, choice, MODE_RESUME, path, step, None, decision, (problem,), restored)
+    if policy == COOLDOWN:
+        cooldown_end(request, held.start_step)  # a --max-steps that says otherwise is refused (exit 2)
+    request = replace(request, max_steps=held.end_step)
+    return ResumePlan(request, choice, MODE_RESUME, path, step, None, decision, (), restored)

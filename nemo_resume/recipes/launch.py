@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.check.result import CheckResult
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
+from nemo_resume.planning.compat import NewRun
+from nemo_resume.planning.resume_plan import with_compat
 from nemo_resume.recipes.options import RecipeOptions
 from nemo_resume.recipes.slurm import experiment_base_dir, slurm_executor
 
@@ -53,12 +55,27 @@ class Prepared:
         return f"starting from step 0: {plan.choice.why}"
 
 
-def prepare(opts: RecipeOptions) -> Prepared:
-    """Plan the resume for ``opts`` and check it with NeMo's real scheduler (see plan_and_check)."""
+def new_run(opts: RecipeOptions, smoke_devices: int | None = None) -> NewRun:
+    """The layout the run will have: the options', or the CPU rehearsal's with ``smoke_devices`` ranks
+    (:mod:`nemo_resume.smoke.rehearsal`: the options' TP where it fits, PP = CP = 1, one node, the tiny batch sizes)."""
+    mult = opts.lr_mult
+    lr_mults = (mult.mult,) if mult else ()
+    if smoke_devices is not None:
+        from nemo_resume.smoke.rehearsal import TINY, rehearsal_tp
+
+        return NewRun(rehearsal_tp(opts.tp, smoke_devices), 1, 1, smoke_devices, 1, TINY.global_batch_size,
+                      TINY.micro_batch_size, opts.max_steps, lr_mults)
+    return NewRun(opts.tp, opts.pp, opts.cp, opts.gpus_per_node, opts.num_nodes, opts.global_batch_size,
+                  opts.micro_batch_size, opts.max_steps, lr_mults)
+
+
+def prepare(opts: RecipeOptions, smoke_devices: int | None = None) -> Prepared:
+    """Plan the resume for ``opts`` and check it with NeMo's real scheduler (see plan_and_check), with what the
+    run's layout (:func:`new_run`) breaks or changes in the checkpoint's (``--smoke``: ``smoke_devices`` ranks)."""
     plan, check, error = plan_and_check(
         opts.run_dir, opts.request(checked=False), resume=opts.resume, policy=opts.lr_policy, max_jump=opts.max_jump
     )
-    return Prepared(opts, plan, check, error)
+    return Prepared(opts, with_compat(plan, new_run(opts, smoke_devices)), check, error)
 
 
 def executor(opts: RecipeOptions) -> Any:

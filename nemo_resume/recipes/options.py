@@ -20,7 +20,8 @@ from nemo_resume.recipes.data import check_data
 from nemo_resume.recipes.param_names import check_lr_mult_patterns
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.recipes.slurm import SlurmOptions, job_paths, packaging_note
-from nemo_resume.schedules.flags import add_schedule_args, given_flags, non_negative
+from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
+from nemo_resume.schedules.flags import add_schedule_args, given_flags, non_negative, positive_int
 from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
@@ -146,17 +147,6 @@ class RecipeOptions:
         )
 
 
-def _positive_int(text: str) -> int:
-    """A count that must be at least 1 (batch sizes, parallel sizes, nodes, GPUs, the checkpoint interval)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
 def _beta(text: str) -> float:
     """Adam's betas: 0 <= beta < 1 (torch.optim.Adam refuses anything else at the first step)."""
     value = non_negative(text)
@@ -193,7 +183,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g.add_argument("--data", type=Path, help="finetune: a FineTuningDataModule folder or a JSONL of "
                    "instruction/input/output records; pretrain: a Megatron dataset prefix. Default: NeMo's mock data")
     for flag in ("seq_length", "global_batch_size", "micro_batch_size"):
-        g.add_argument("--" + flag.replace("_", "-"), type=_positive_int, default=d[flag])
+        g.add_argument("--" + flag.replace("_", "-"), type=positive_int, default=d[flag])
     # None where the default depends on other flags (options_from_args resolves it and says so).
     g = add_schedule_args(
         p,
@@ -212,8 +202,8 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
                        default=d[flag])
     g = p.add_argument_group("parallelism and launch")
     for flag in ("tp", "pp", "cp", "num_nodes"):
-        g.add_argument("--" + flag.replace("_", "-"), type=_positive_int, default=1)
-    g.add_argument("--gpus-per-node", type=_positive_int, default=8)
+        g.add_argument("--" + flag.replace("_", "-"), type=positive_int, default=1)
+    g.add_argument("--gpus-per-node", type=positive_int, default=8)
     g.add_argument("--executor", choices=["local", "slurm"], default="local")
     for flag in ("account", "partition", "time", "container_image"):
         g.add_argument("--" + flag.replace("_", "-"), help="slurm executor")
@@ -221,7 +211,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g = p.add_argument_group("run folder, checkpoints and resume")
     g.add_argument("--dir", type=Path, default=Path("results"), help="log dir (default: %(default)s)")
     g.add_argument("--name", default=f"qwen25_{task}")
-    g.add_argument("--checkpoint-every", type=_positive_int, default=d["checkpoint_every"], help="save every N steps")
+    g.add_argument("--checkpoint-every", type=positive_int, default=d["checkpoint_every"], help="save every N steps")
     g.add_argument("--save-from-step", type=int, metavar="S", help="no checkpoint while the first S steps train "
                    "(then every --checkpoint-every; the end of training is always saved)")
     add_resume_args(g)
@@ -231,7 +221,7 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     g.add_argument("--to-yaml", type=Path, help="write the NeMo-Run config as YAML")
     g.add_argument("--smoke", action="store_true", help="rehearse this recipe, schedule and resume plan on CPU: "
                    "NeMo's Megatron path with a tiny model of the same family (docs/smoke.md)")
-    g.add_argument("--smoke-devices", type=_positive_int, default=1, metavar="N",
+    g.add_argument("--smoke-devices", type=positive_int, default=1, metavar="N",
                    help="CPU ranks (data-parallel size) of the --smoke rehearsal (default: %(default)s)")
     g.add_argument("--launch-anyway", action="store_true", help="launch even if the schedule check fails")
     g.add_argument("--json", action="store_true", help="print one JSON document (options, plan, check, outcome) on "
@@ -271,6 +261,9 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
     stages = _staged(args, notes) if args.lr_stages else ()
     lr = stages[0].lr if stages else args.lr if args.lr is not None else d["lr"] or PEFT_LR[peft]
     max_steps = args.max_steps if args.max_steps is not None else total_steps(stages) if stages else d["max_steps"]
+    cooldown = args.lr_policy == COOLDOWN
+    if cooldown and args.max_steps is None and args.decay_steps is not None:
+        max_steps = args.decay_steps  # the planner's: the resume step + D (nemo_resume.schedules.cooldown.cooldown_end)
     min_lr = args.min_lr
     if min_lr is None and stages:
         min_lr = 0.0
@@ -284,7 +277,8 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         notes.append(f"--warmup-ratio {args.warmup_ratio} of {max_steps} steps = {warmup} warmup steps")
     elif warmup is None:
         # staged (warmups inside stages), constant and polynomial (no warmup in HF / NeMo's module): 0
-        warmup = 0 if stages or args.schedule in ("constant", "polynomial") else d["warmup_steps"]
+        # --lr-policy cooldown: never re-runs warmup
+        warmup = 0 if stages or cooldown or args.schedule in ("constant", "polynomial") else d["warmup_steps"]
     slurm = SlurmOptions(args.account, args.partition, args.time, args.container_image, tuple(args.mount))
     log_dir, data, resume = args.dir, args.data, args.resume
     if args.executor == "slurm":  # the job runs elsewhere: absolute paths it can reach, or a refusal

@@ -15,7 +15,7 @@ import nemo_run as run
 from nemo import lightning as nl
 from nemo.collections import llm
 
-from nemo_resume.callback import ResumeScheduleCallback
+from nemo_resume.callback import PlannedLRCheck, ResumeScheduleCallback
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
@@ -29,6 +29,7 @@ from nemo_resume.recipes.options import (
     options_from_args,
 )
 from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
+from nemo_resume.schedules.cooldown import cooldown_module
 from nemo_resume.schedules.param_match import ParamNameMatch
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
@@ -94,7 +95,7 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     recipe.data = _data(opts)
 
     t = recipe.trainer
-    t.max_steps = opts.max_steps
+    t.max_steps = plan.request.max_steps if plan.cooldown else opts.max_steps  # a cooldown's end is the planner's
     t.num_nodes = opts.num_nodes
     t.devices = opts.gpus_per_node
     t.strategy.tensor_model_parallel_size = opts.tp
@@ -108,7 +109,9 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     c.clip_grad = opts.clip_grad
     # Every field explicit: the class defaults (min_lr=6e-5, warmup 750, constant 80000,
     # max_steps=10) are the traps in facts section 4. --schedule NAME / --lr-stages pick the module.
-    recipe.optim.lr_scheduler = scheduler_module(opts.request(checked=False)).run_config()
+    # --lr-policy cooldown: its own module, from the plan (nemo_resume.schedules.cooldown).
+    module = cooldown_module(plan.cooldown) if plan.cooldown else scheduler_module(opts.request(checked=False))
+    recipe.optim.lr_scheduler = module.run_config()
     mult = opts.lr_mult
     if mult is not None:
         # MegatronOptimizerModule's one scale_lr_cond/lr_mult pair (nemo_resume.schedules.lr_mult).
@@ -142,7 +145,22 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
             warmup_steps=plan.target.warmup_steps,
             constant_steps=plan.target.constant_steps,
         )]
+    check = _planned_lr_check(plan)
+    if check is not None:
+        t.callbacks = [*(t.callbacks or []), check]  # after ResumeScheduleCallback: it reads what that wrote
     return recipe
+
+
+def _planned_lr_check(plan: ResumePlan) -> run.Config | None:
+    """The check of the first two steps after a resume (None for fresh runs, refused plans, and schedules only
+    NeMo's class steps: ``--launch-anyway`` on a refused plan is a deliberate off-plan run)."""
+    if plan.mode != MODE_RESUME or not plan.ok:
+        return None
+    steps = [s for s in (plan.resume_step, plan.resume_step + 1) if s < plan.request.max_steps]
+    lrs = [plan.planned_lrs(s) for s in steps]
+    if not steps or any(x is None for x in lrs):
+        return None
+    return run.Config(PlannedLRCheck, steps=steps, lrs=lrs)
 
 
 def _options(task: Task, **flags: Any) -> RecipeOptions:
@@ -170,20 +188,26 @@ def _factory_recipe(task: Task, **flags: Any) -> run.Partial:
 @run.cli.factory(target=llm.finetune, name=FACTORY)
 def nemo_resume_qwen25_finetune(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_finetune", peft: str = "lora",
-    lr: Optional[float] = None, min_lr: float = 0.0, warmup_steps: int = 50, max_steps: int = 1000,
-    max_jump: float = MAX_LR_JUMP,
+    lr: Optional[float] = None, min_lr: float = 0.0, warmup_steps: Optional[int] = None, max_steps: Optional[int] = None,
+    max_jump: float = MAX_LR_JUMP, lr_policy: str = "auto", decay_steps: Optional[int] = None,
+    decay_type: Optional[str] = None,
 ) -> run.Partial:
-    """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto."""
+    """``nemo llm finetune --factory nemo_resume_qwen25``: the fine-tuning recipe, planned with --resume auto
+    (warmup 50 and 1000 steps unless given, as the script; ``lr_policy=cooldown decay_steps=D``: a cooldown)."""
     return _factory_recipe("finetune", size=size, dir=dir, name=name, peft=peft, lr=lr, min_lr=min_lr,
-                           warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
+                           warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump, lr_policy=lr_policy,
+                           decay_steps=decay_steps, decay_type=decay_type)
 
 
 @run.cli.factory(target=llm.pretrain, name=FACTORY)
 def nemo_resume_qwen25_pretrain(
     size: str = "0.5b", dir: str = "results", name: str = "qwen25_pretrain",
-    lr: float = 3e-4, min_lr: Optional[float] = None, warmup_steps: int = 500, max_steps: int = 300_000,
-    max_jump: float = MAX_LR_JUMP,
+    lr: float = 3e-4, min_lr: Optional[float] = None, warmup_steps: Optional[int] = None,
+    max_steps: Optional[int] = None, max_jump: float = MAX_LR_JUMP, lr_policy: str = "auto",
+    decay_steps: Optional[int] = None, decay_type: Optional[str] = None,
 ) -> run.Partial:
-    """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto."""
+    """``nemo llm pretrain --factory nemo_resume_qwen25``: continued pre-training, planned with --resume auto
+    (warmup 500 and 300000 steps unless given, as the script; ``lr_policy=cooldown decay_steps=D``: a cooldown)."""
     return _factory_recipe("pretrain", size=size, dir=dir, name=name, lr=lr, min_lr=min_lr,
-                           warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump)
+                           warmup_steps=warmup_steps, max_steps=max_steps, max_jump=max_jump, lr_policy=lr_policy,
+                           decay_steps=decay_steps, decay_type=decay_type)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
 from nemo_resume.schedules.lr_mult import lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import FLAG as STAGES_FLAG
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
@@ -21,6 +22,17 @@ from nemo_resume.schedules.request import STAGED, ScheduleRequest
 SCHEDULE_FLAGS = (
     "lr", "min_lr", "max_steps", "warmup_steps", "constant_steps", "lr_mult", "lr_stages", "decay_steps", "decay_type",
 )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (batch sizes, parallel sizes, nodes, GPUs, intervals)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def non_negative(text: str) -> float:
@@ -75,8 +87,10 @@ def add_schedule_args(
     g.add_argument(STAGES_FLAG, metavar="STEPS:LR,...",
                    help=helps("lr_stages", "staged LR, e.g. 75:1e-4,50:1e-5 (STEPS:LR:wN: N warmup steps in a "
                               "stage; sets --lr and --max-steps)"))
-    g.add_argument("--decay-steps", type=int, help="warmup_stable_decay: decay length (HF's num_decay_steps)")
-    g.add_argument("--decay-type", help="warmup_stable_decay: linear or 1-sqrt")
+    g.add_argument("--decay-steps", type=int, help="warmup_stable_decay: decay length (HF's num_decay_steps); "
+                   "--lr-policy cooldown: the cooldown's length (the run ends at the resume step + D)")
+    g.add_argument("--decay-type", help="warmup_stable_decay: linear or 1-sqrt; --lr-policy cooldown: linear "
+                   "(default), cosine or 1-sqrt")
     return g
 
 
@@ -111,12 +125,15 @@ def request_from_args(args: argparse.Namespace, *, checked: bool = True) -> Sche
     unless ``checked=False``, where the check is left to judge a known-bad schedule.
 
     ``--lr-stages`` gives ``--lr`` (the first stage's), ``--max-steps`` (their sum) and ``--min-lr`` (0)
-    when those are not given; ``args`` is never changed.
+    when those are not given; ``--lr-policy cooldown`` leaves ``--max-steps`` to the planner; ``args`` is never
+    changed.
     """
     stages: tuple[Stage, ...] = parse_stages(args.lr_stages) if args.lr_stages else ()
     lr = stages[0].lr if stages and args.lr is None else args.lr
     max_steps = total_steps(stages) if stages and args.max_steps is None else args.max_steps
     min_lr = 0.0 if stages and args.min_lr is None else args.min_lr
+    if max_steps is None and getattr(args, "lr_policy", None) == COOLDOWN and args.decay_steps is not None:
+        max_steps = args.decay_steps  # the planner's: the resume step + D (nemo_resume.schedules.cooldown.cooldown_end)
     missing = [flag_name(n) for n, v in (("lr", lr), ("min_lr", min_lr), ("max_steps", max_steps)) if v is None]
     if missing:
         raise NemoResumeError(f"{', '.join(missing)} required (or give {STAGES_FLAG})")

@@ -238,7 +238,9 @@ def hf_module(req: ScheduleFields) -> ModuleConfig:
         )
     if name not in ("cosine", "cosine_with_min_lr"):
         _no_constant(name, req)
-    if name != "warmup_stable_decay" and (req.decay_steps is not None or req.decay_type is not None):
+    # On the cosine they are --lr-policy cooldown's (nemo_resume.schedules.cooldown checks them with the policy).
+    cooldown_ok = name in ("cosine", "cosine_with_min_lr")
+    if name != "warmup_stable_decay" and not cooldown_ok and (req.decay_steps is not None or req.decay_type is not None):
         raise _fail(name, "--decay-steps/--decay-type apply to --schedule warmup_stable_decay only; drop them")
     module = _BUILDERS[name](name, req)
     return ModuleConfig(module.target, module.kwargs, module.notes + _floor_notes(name, req))

@@ -17,12 +17,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
-from nemo.lightning.pytorch.optim.base import LRSchedulerModule
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, staged_lrs, stages_from_json, total_steps
+from nemo_resume.schedules.stepwise_module import StepwiseSchedulerModule
 
 StagesArg = Union[str, Sequence[Union[Stage, Mapping[str, Any]]]]
 
@@ -58,7 +58,7 @@ class StagedLR(LRScheduler):
         return list(staged_lrs(stages_from_json(self.stages), [float(b) for b in self.base_lrs], self.last_epoch))
 
 
-class StagedLRScheduler(LRSchedulerModule):
+class StagedLRScheduler(StepwiseSchedulerModule):
     """The NeMo module around :class:`StagedLR` (``optim.lr_scheduler`` in a recipe).
 
     Args:
@@ -70,20 +70,9 @@ class StagedLRScheduler(LRSchedulerModule):
     def __init__(
         self, stages: StagesArg, interval: str = "step", frequency: int = 1, monitor: str = "val_loss"
     ) -> None:
-        super().__init__()
+        super().__init__(interval, frequency, monitor)
         _stages(stages)  # refuse bad stages when the recipe is built, not at the first step
         self.stages = stages
-        self.interval = interval
-        self.frequency = frequency
-        self.monitor = monitor
 
-    def scheduler(self, model: Any, optimizer: Optimizer) -> dict[str, Any]:
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": StagedLR(optimizer, self.stages),
-                "interval": self.interval,
-                "frequency": self.frequency,
-            },
-            "monitor": self.monitor,
-        }
+    def build(self, optimizer: Optimizer) -> LRScheduler:
+        return StagedLR(optimizer, self.stages)

@@ -12,7 +12,8 @@ What it changes, and only here (docs/smoke.md has the table):
 - the model: the recipe's own Qwen2 config class (so the family's architecture: GQA, QKV bias, RMSNorm,
   SwiGLU, RoPE, tied or untied embeddings as the size has them) with tiny dimensions, fp32;
 - precision: fp32 (no ``MegatronMixedPrecision`` plugin; bf16 kernels are a GPU matter);
-- the trainer: ``accelerator="cpu"``, ``devices`` CPU ranks on gloo, TP = PP = CP = 1, one node;
+- the trainer: ``accelerator="cpu"``, ``devices`` CPU ranks on gloo, one node; the recipe's TP where it fits
+  (:func:`rehearsal_tp`), PP = CP = 1;
 - the data: ``llm.MockDataModule`` with the rehearsal's batch sizes and a tiny vocabulary;
 - validation: one batch at the recipe's interval (capped at ``max_steps``), so ``val_loss`` exists for
   the checkpoint file name and ``save_top_k`` as it does on the cluster;
@@ -26,7 +27,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Tiny", "TINY", "base_weights_recipe", "cpu_rehearsal", "needs_base_weights"]
+__all__ = ["Tiny", "TINY", "base_weights_recipe", "cpu_rehearsal", "needs_base_weights", "rehearsal_tp"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,20 @@ class Tiny:
     micro_batch_size: int = 1
     global_batch_size: int = 2
 
+    def splits(self, tp: int) -> bool:
+        """Whether megatron-core can shard this model ``tp`` ways (heads, query groups, FFN and vocabulary)."""
+        return all(n % tp == 0 for n in (self.num_attention_heads, self.num_query_groups, self.ffn_hidden_size,
+                                          self.vocab_size))
+
 
 TINY = Tiny()
+
+
+def rehearsal_tp(tp: int, devices: int, tiny: Tiny = TINY) -> int:
+    """The rehearsal's tensor-parallel size: the recipe's ``tp`` when the ``devices`` ranks form whole TP groups
+    and the tiny model shards that many ways, else 1. Keeping it lets a rehearsal save (and resume) the
+    distributed optimizer in the TP layout the cluster run has, which decides whether a resume loads."""
+    return tp if tp >= 1 and devices % tp == 0 and tiny.splits(tp) else 1
 
 
 def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None, tiny: Tiny = TINY) -> Any:
@@ -53,8 +66,9 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
 
     Args:
         recipe: the recipe exactly as it would be launched.
-        devices: CPU ranks (data-parallel size); ``global_batch_size`` stays the same for every size, so a
-            rehearsal can resume with another DP size as a cluster run would.
+        devices: CPU ranks (TP x DP); ``global_batch_size`` stays the same for every size, so a rehearsal can
+            resume with another DP size as a cluster run would. The recipe's tensor-parallel size is kept when
+            it fits (:func:`rehearsal_tp`), else 1; PP and CP are always 1.
         dist_opt: ``None`` keeps the recipe's ``use_distributed_optimizer``; ``True``/``False`` overrides it
             (optimizer and DDP config together, as megatron-core requires).
         tiny: the model and batch sizes.
@@ -66,13 +80,14 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
     from nemo.collections.common.tokenizers.null_tokenizer import NullTokenizer
 
     r = copy.deepcopy(recipe)
+    tp = rehearsal_tp(int(r.trainer.strategy.tensor_model_parallel_size or 1), devices, tiny)
     use_dist_opt = r.optim.config.use_distributed_optimizer if dist_opt is None else dist_opt
 
     m = r.model.config
     for key in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
                 "seq_length", "vocab_size"):
         setattr(m, key, getattr(tiny, key))
-    m.make_vocab_size_divisible_by = tiny.vocab_size
+    m.make_vocab_size_divisible_by = tiny.vocab_size // tp  # NeMo pads to this x TP: the vocabulary stays tiny's
     m.bf16, m.fp16, m.params_dtype = False, False, torch.float32
     m.use_cpu_initialization = True
 
@@ -102,7 +117,8 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
     t.enable_progress_bar = False
 
     s = t.strategy
-    s.tensor_model_parallel_size = s.pipeline_model_parallel_size = s.context_parallel_size = 1
+    s.tensor_model_parallel_size = tp
+    s.pipeline_model_parallel_size = s.context_parallel_size = 1
     s.sequence_parallel = False
     s.pipeline_dtype = None
     s.process_group_backend = "gloo"

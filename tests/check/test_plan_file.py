@@ -23,6 +23,8 @@ pytestmark = pytest.mark.nemo
 INCIDENT = ["--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000", "--warmup-steps", "500"]
 EXTEND = ["--lr", "1e-3", "--min-lr", "1e-5", "--max-steps", "600", "--warmup-steps", "50"]  # the finished run to 600
 LINEAR = ["--schedule", "linear", "--lr", "1e-3", "--min-lr", "0", "--max-steps", "100", "--warmup-steps", "10"]
+# a cooldown of the incident's checkpoint (LR 9.98e-6 at step 499) to 1e-6 over 100 steps: the run ends at 599
+COOLDOWN = ["--lr", "1e-5", "--min-lr", "1e-6", "--decay-steps", "100", "--decay-type", "cosine"]
 STAGES = "75:1e-3,50:1e-4"
 STAGED = ["--lr-stages", STAGES, "--lr-mult", "0.5"]
 # The incident resumed under every policy: keep and strict refuse (keep dies at 501, strict sees min_lr differ).
@@ -78,7 +80,8 @@ def _verdicts(result: dict) -> list[tuple[str, bool | None, int | None]]:
 
 CASES = [
     *[pytest.param("incident_run", [*INCIDENT, "--lr-policy", p], "resume", INCIDENT_EXIT[p], id=f"resume-{p}")
-      for p in POLICIES],
+      for p in POLICIES if p != "cooldown"],
+    pytest.param("incident_run", [*COOLDOWN, "--lr-policy", "cooldown"], "resume", 0, id="resume-cooldown"),
     pytest.param("incident_run", [*INCIDENT, "--resume", "never"], "fresh", 0, id="fresh"),
     pytest.param("finished_run", EXTEND, "resume", 0, id="resume-with-a-weights-only-option"),
     pytest.param("linear_run", [*LINEAR, "--lr-policy", "keep"], "resume", 0, id="linear-resume-keep",

@@ -117,11 +117,17 @@ def test_save_killed_before_anything_was_written_leaves_only_a_marker(mg):
     assert result.latest.state.location.path == mg
 
 
-def test_param_groups_in_neither_common_pt_nor_a_distributed_optimizer_object_are_a_problem_not_last_lr(mg):
+def test_param_groups_in_neither_common_pt_nor_a_distributed_optimizer_object_are_a_problem_not_last_lr(
+    tmp_path, megatron_plain_ckpt
+):
     """The optimizer's param groups gone from common.pt, and no distributed-optimizer object holding them: a resume
     fails to load the optimizer, so the checkpoint is incomplete, saying where it looked; the scheduler's _last_lr
-    (which it once reported as the LR per group) is no stand-in."""
+    (which it once reported as the LR per group) is no stand-in. (megatron-core's non-distributed optimizer keeps
+    its param groups in common.pt.)"""
     import torch
+
+    mg = tmp_path / "checkpoints" / megatron_plain_ckpt.name
+    shutil.copytree(megatron_plain_ckpt, mg)
 
     common = mg / "weights" / "common.pt"
     state = torch.load(common, weights_only=False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.megatron.conftest import FINISHED, INCIDENT, INCIDENT_DIES, INCIDENT_SAVED
-from tests.support.rehearsals import checked_lrs, off_plan, rehearse_recipe
+from tests.support.megatron_runs import FINISHED, INCIDENT, INCIDENT_DIES, INCIDENT_SAVED
+from tests.support.rehearsals import checked_lrs, checkpoint_at, off_plan, rehearse_recipe
 
 pytestmark = [pytest.mark.nemo, pytest.mark.slow, pytest.mark.megatron]
 
@@ -93,6 +93,30 @@ def test_extending_a_finished_two_rank_run_follows_the_plan(finished_rehearsal, 
     assert run.result.error is None, run.why()
     assert min(run.lrs) == 30 and run.result.final_step == 45
     assert not off_plan(run.lrs, checked_lrs(run.prepared))
+
+
+def test_a_resume_off_the_plan_is_stopped_before_its_first_off_plan_step_trains(finished_rehearsal, tmp_path):
+    """A cooldown is planned, then the recipe is edited back to NeMo's own cosine (as a YAML override of
+    ``optim.lr_scheduler`` would). Lightning restores the checkpoint's cosine, whose LR at the resume step is the
+    cooldown's start: step 20 passes. Step 21 would train at the old decay's LR, not the cooldown's: the run
+    stops before it, with the one line (regression: it trained to the end off the plan, silently)."""
+    import nemo_run as run
+    from nemo.lightning.pytorch.optim import CosineAnnealingScheduler
+
+    source = finished_rehearsal(True, 1)
+    flags = ["--lr", "1e-3", "--min-lr", "1e-5", "--lr-policy", "cooldown", "--decay-steps", "10",
+             "--resume", str(checkpoint_at(source.run_dir, 20)), "--dir", str(tmp_path)]
+
+    def stock_cosine(recipe) -> None:
+        recipe.optim.lr_scheduler = run.Config(CosineAnnealingScheduler, max_steps=30, warmup_steps=5, constant_steps=0,
+                                               min_lr=1e-4)
+
+    off = rehearse_recipe("pretrain", flags, dist_opt=True, edit=stock_cosine)
+    assert off.prepared.refusal is None
+    assert sorted(off.lrs) == [20], off.why()  # step 21 never trained
+    assert off.result.error is not None and "nemo-resume: step 21: param group 0 trains at LR" in off.result.error
+    assert "the plan says" in off.result.error and "\n" not in off.result.error.split("nemo-resume: step 21")[1].split(
+        "Re-run the plan")[0]
 
 
 def test_lr_stages_resume_keeps_the_staged_schedule(tmp_path):

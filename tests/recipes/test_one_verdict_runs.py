@@ -22,12 +22,16 @@ def _checkpoint(tmp_path, task, step):
     return checkpoint_at(tmp_path / f"qwen25_{task}", step)
 
 
-def test_recompute_with_a_new_lr_and_warmup_launches_and_reports_the_jump(tmp_path, capsys):
-    first = ["--lr", "5e-4", "--min-lr", "5e-5", "--warmup-steps", "4", "--max-steps", "40", "--checkpoint-every", "10"]
-    code, out, err = _run("pretrain", tmp_path, capsys, *first)
-    assert code == 0, err[-2000:]
-    resume = ["--lr", "1e-3", "--min-lr", "5e-5", "--warmup-steps", "8", "--max-steps", "40", "--checkpoint-every", "10",
-              "--lr-policy", "recompute", "--resume", str(_checkpoint(tmp_path, "pretrain", 30))]
+def test_recompute_with_a_new_lr_and_warmup_launches_and_reports_the_jump(tmp_path, capsys, finished_rehearsal):
+    """The shared finished run (lr 1e-3, warmup 5, 30 steps) resumed at step 20 with a doubled LR and a longer
+    warmup under recompute."""
+    from tests.support.megatron_runs import FINISHED
+    from tests.support.rehearsals import checkpoint_at
+
+    source = finished_rehearsal(True, 1)
+    assert source.result.error is None, source.why()
+    resume = [*FINISHED, "--lr", "2e-3", "--warmup-steps", "8", "--max-steps", "40", "--lr-policy", "recompute",
+              "--resume", str(checkpoint_at(source.run_dir, 20))]
     code, out, err = _run("pretrain", tmp_path, capsys, *resume)
     assert code == 0, (out[-3000:], err[-2000:])
     assert "refusing to launch" not in err

@@ -108,8 +108,9 @@ def test_incident_with_the_stock_min_lr_is_refused_before_anything_runs(tmp_path
 
 
 def test_resume_points_autoresume_at_the_planned_checkpoint_and_adds_the_callback(incident_run):
-    from nemo_resume.callback import ResumeScheduleCallback
+    from nemo_resume.callback import PlannedLRCheck, ResumeScheduleCallback
     from nemo_resume.recipes.launch import to_yaml
+    from nemo_resume.schedules.cosine import CosineState, lr_at
 
     log_dir = incident_run.log_dir
     opts, recipe = _build("pretrain", "--dir", str(log_dir.parent), "--name", log_dir.name, "--lr", "1e-5",
@@ -119,6 +120,21 @@ def test_resume_points_autoresume_at_the_planned_checkpoint_and_adds_the_callbac
     assert cb.resume_step == 499 and cb.min_lr == 1e-6 and cb.warmup_steps == 499
     assert cb.base_lrs == pytest.approx([1e-5 * 500 / 501])
     assert "nemo_resume.callback.ResumeScheduleCallback" in to_yaml(recipe)
+    # the LRs of the first two resumed steps are checked, after the plan is written (the later callback)
+    names = [c.__fn_or_cls__ for c in recipe.trainer.callbacks]
+    assert names.index(PlannedLRCheck) == names.index(ResumeScheduleCallback) + 1
+    check = recipe.trainer.callbacks[-1]
+    target = CosineState(tuple(cb.base_lrs), cb.min_lr, cb.max_steps, cb.warmup_steps, cb.constant_steps)
+    assert check.steps == [499, 500] and check.lrs == [lr_at(target, 499), lr_at(target, 500)]
+    assert check.lrs[0] == [pytest.approx(1e-5 * 500 / 501)]  # the checkpoint's own: no jump
+
+
+def test_the_planned_lr_check_names_the_group_and_both_lrs():
+    from nemo_resume.callback import lr_mismatch
+
+    assert lr_mismatch([1e-5, 2e-5], [1e-5, 2e-5 * (1 + 1e-12)]) is None
+    assert lr_mismatch([1e-5, 2e-5], [1e-5, 2.1e-5]) == "param group 1 trains at LR 2e-05, the plan says 2.1e-05"
+    assert lr_mismatch([1e-5], [1e-5, 1e-5]) == "the optimizer has 1 param groups, the plan 2"
 
 
 def test_resume_callback_is_written_to_context_as_a_class_reference(tmp_path):

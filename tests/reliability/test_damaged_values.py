@@ -35,14 +35,16 @@ from tests.support.hostile import PLAN_ARGS, Pair, assert_contained, lightning_p
 pytestmark = pytest.mark.nemo
 
 KINDS = ("lightning", "megatron")
-SAVED_STEP = 499  # global_step and the scheduler's last_epoch in both fixtures
+SAVED_STEP = {"lightning": 499, "megatron": 20}  # global_step and the scheduler's last_epoch of each fixture
 
 
 @pytest.fixture(params=KINDS)
 def kind_pair(request, tmp_path) -> tuple[str, Pair]:
-    """(kind, a run with a good step-400 copy and a step-499 victim of the real checkpoint of that kind)."""
+    """(kind, a run with a good copy and a newer-named victim of the real checkpoint of that kind). The Megatron one
+    is megatron-core's non-distributed optimizer, whose param groups common.pt holds (the distributed optimizer's
+    objects are damaged in tests/megatron/test_hostile_distcp.py)."""
     if request.param == "megatron":
-        return "megatron", megatron_pair(tmp_path, request.getfixturevalue("megatron_incident_ckpt"))
+        return "megatron", megatron_pair(tmp_path, request.getfixturevalue("megatron_plain_ckpt"))
     return "lightning", lightning_pair(tmp_path, request.getfixturevalue("incident_ckpt"))
 
 
@@ -119,20 +121,19 @@ class BadValue:
     change: Callable[[dict], None]
     code: str
     field: str  # named in the message
-    step: int  # where it breaks: the resumed step itself for the optimizer's LR, the scheduler's next step else
+    after: int  # where it breaks, after the saved step: 0 for the optimizer's LR, the scheduler's next step (1) else
 
 
 BAD_VALUES = [
-    BadValue(f"param-group lr {v}", _set_groups("lr", v), INVALID_LR, "lr", SAVED_STEP) for v in (math.nan, math.inf, -1e-5)
+    BadValue(f"param-group lr {v}", _set_groups("lr", v), INVALID_LR, "lr", 0) for v in (math.nan, math.inf, -1e-5)
 ] + [
-    BadValue(f"scheduler min_lr {v}", _set_scheduler("min_lr", v), INVALID_MIN_LR, "min_lr", SAVED_STEP + 1)
+    BadValue(f"scheduler min_lr {v}", _set_scheduler("min_lr", v), INVALID_MIN_LR, "min_lr", 1)
     for v in (math.nan, math.inf, -1e-6)
 ] + [
-    BadValue("scheduler base_lrs nan", _set_scheduler("base_lrs", math.nan), INVALID_LR, "base_lrs", SAVED_STEP + 1),
-    BadValue("scheduler base_lrs -1e-5", _set_scheduler("base_lrs", -1e-5), INVALID_LR, "base_lrs", SAVED_STEP + 1),
-    BadValue("scheduler max_steps -1", _set_scheduler("max_steps", -1), INVALID_STEPS, "max_steps", SAVED_STEP + 1),
-    BadValue("scheduler warmup_steps -5", _set_scheduler("warmup_steps", -5), INVALID_STEPS, "warmup_steps",
-             SAVED_STEP + 1),
+    BadValue("scheduler base_lrs nan", _set_scheduler("base_lrs", math.nan), INVALID_LR, "base_lrs", 1),
+    BadValue("scheduler base_lrs -1e-5", _set_scheduler("base_lrs", -1e-5), INVALID_LR, "base_lrs", 1),
+    BadValue("scheduler max_steps -1", _set_scheduler("max_steps", -1), INVALID_STEPS, "max_steps", 1),
+    BadValue("scheduler warmup_steps -5", _set_scheduler("warmup_steps", -5), INVALID_STEPS, "warmup_steps", 1),
 ]
 
 
@@ -146,7 +147,7 @@ def test_a_nan_infinite_or_negative_saved_value_is_an_error_at_the_step_it_break
     rewrite_state(kind, pair.victim, bad.change)
     runs = assert_contained(pair, bad.field)
     errors = [p for p in _problems(runs.inspect_json.json, pair.victim) if p["severity"] == "error"]
-    assert [(p["code"], p["step"]) for p in errors] == [(bad.code, bad.step)], errors
+    assert [(p["code"], p["step"]) for p in errors] == [(bad.code, SAVED_STEP[kind] + bad.after)], errors
     alone = call_cli("inspect", [str(pair.victim), "--json"])  # the victim alone: nothing to resume from
     assert alone.code == 1 and alone.json["latest_complete"] is None, alone.out
     named = call_cli("plan", [pair.run.as_posix(), *PLAN_ARGS, "--resume", str(pair.victim), "--json"])

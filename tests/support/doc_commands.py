@@ -8,9 +8,9 @@ reads the Markdown and prepares the sandbox:
   commands (``\\`` continuations joined, the trailing comment and the comment lines directly above kept
   apart), :func:`snippets` gives the Python ones;
 - :func:`prepare_sandbox` makes, once per session, the run folders the docs name with REAL runs of the
-  fast Lightning stand-in (NeMo's trainer, scheduler and checkpointing on CPU), a Megatron-layout checkpoint
-  written by megatron-core (``tests.support.megatron_ckpt``), a plan written by ``nemo-resume plan`` and a
-  small instruction JSONL; :func:`block_dir` copies it for each block, so no block sees another's files.
+  fast Lightning stand-in (NeMo's trainer, scheduler and checkpointing on CPU), a checkpoint NeMo's
+  ``MegatronStrategy`` wrote (the pretraining recipe's own ``--smoke`` rehearsal, distributed optimizer), a
+  plan written by ``nemo-resume plan`` and a small instruction JSONL; :func:`block_dir` copies it for each block, so no block sees another's files.
 
 Run it as a module to list what the test would run: ``python -m tests.support.doc_commands``.
 """
@@ -186,11 +186,15 @@ PLAN_ARGV = ("nemo-resume", "plan", "results/qwen25_pretrain", "--lr", "1e-5", "
              "--warmup-steps", "500", "-o", "plan.json")
 #: docs/recipes.md's ``--data data/cs_all_unbalanced.jsonl``: seed 004's instruction records.
 INSTRUCTION_JSONL = Path("data/cs_all_unbalanced.jsonl")
+#: A finished run on NeMo's Megatron path: the recipe's ``--smoke`` rehearsal (MegatronStrategy on CPU).
+MEGATRON_ARGV = ("recipes/qwen25_pretrain.py", "--smoke", "--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "5",
+                 "--max-steps", "20", "--checkpoint-every", "10", "--json", "--dir")
 #: What the runs leave (relative to a block's directory): the incident's Lightning checkpoint at step 499, the
-#: finished run's at step 200, and that one in NeMo's Megatron layout (weights/ + context/, as GPU runs save).
+#: finished run's at step 200, and the Megatron run's checkpoint at step 20 (weights/ + context/, as GPU runs
+#: save it; moved out of its timestamped folder).
 INCIDENT_CKPT = Path("results/qwen25_pretrain/checkpoints/qwen25_pretrain--step=499.ckpt")
 FINISHED_CKPT = Path("results/run/checkpoints/run--step=200.ckpt")
-MEGATRON_CKPT = Path("megatron/checkpoints/model_name=0--val_loss=0.00-step=200-consumed_samples=1600.0")
+MEGATRON_CKPT = Path("megatron/checkpoints/model_name=0--val_loss=0.00-step=19-consumed_samples=40.0")
 
 
 def doc_env(nemorun_home: Path) -> dict[str, str]:
@@ -223,8 +227,8 @@ def _left(root: Path, ckpt: Path) -> None:
 
 
 def prepare_sandbox(root: Path) -> Sandbox:
-    """Real smoke runs of the recipe scripts and what the docs name, made in ``root`` (the two runs, and
-    what is made from each, side by side: about 30 s)."""
+    """Real smoke runs of the recipe scripts and what the docs name, made in ``root`` (two runs on the Lightning
+    stand-in and one on the Megatron path, two at a time: about 40 s)."""
     root.mkdir(parents=True, exist_ok=True)
     link_repo(root)
     env = doc_env(root.with_name(root.name + "-nemo_run"))
@@ -237,11 +241,18 @@ def prepare_sandbox(root: Path) -> Sandbox:
     def finished() -> None:
         _run([*FINISHED_ARGV, str(root / "results")], ROOT, env, expect=0)
         _left(root, FINISHED_CKPT)
-        _run(["-m", "tests.support.megatron_ckpt", str(root / FINISHED_CKPT), str(root / MEGATRON_CKPT)], ROOT, env,
-             expect=0)
+
+    def megatron() -> None:
+        rehearsal = root.with_name(root.name + "-megatron")
+        _run([*MEGATRON_ARGV, str(rehearsal)], ROOT, env, expect=0)
+        found = sorted(rehearsal.glob(f"*/*/checkpoints/{MEGATRON_CKPT.name}"))
+        if len(found) != 1:
+            raise RuntimeError(f"sandbox: the Megatron rehearsal left {found}, not one {MEGATRON_CKPT.name}")
+        (root / MEGATRON_CKPT).parent.mkdir(parents=True)
+        shutil.move(found[0], root / MEGATRON_CKPT)
 
     with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(incident), pool.submit(finished)]:
+        for done in [pool.submit(incident), pool.submit(finished), pool.submit(megatron)]:
             done.result()
     data = root / INSTRUCTION_JSONL
     data.parent.mkdir(parents=True)

@@ -13,6 +13,7 @@ checkpoint under two step names, the newer one to be damaged) and checked by :fu
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,30 +28,31 @@ PLAN_ARGS = ["--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000", "--warmu
 
 @dataclass(frozen=True)
 class Pair:
-    """A run folder with a good checkpoint (step 400) and a newer copy (step 499) to damage."""
+    """A run folder with a good checkpoint and a copy of it named for a later step, to damage."""
 
     run: Path
     good: Path
     victim: Path
 
 
-def _pair(run: Path, src: Path, rename) -> Pair:
+def _pair(run: Path, src: Path, good_step: int) -> Pair:
     ckpts = run / "checkpoints"
     ckpts.mkdir(parents=True)
-    good, victim = ckpts / rename(src.name, 400), ckpts / src.name
+    good, victim = ckpts / re.sub(r"step=\d+", f"step={good_step}", src.name, count=1), ckpts / src.name
     for dst in (good, victim):
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
     return Pair(run, good, victim)
 
 
 def megatron_pair(root: Path, megatron_ckpt: Path) -> Pair:
-    """Two real Megatron checkpoints (``weights/`` + ``context/``) at steps 400 and 499 under ``root/run``."""
-    return _pair(root / "run", megatron_ckpt, lambda name, step: name.replace("step=499", f"step={step}"))
+    """Two real Megatron checkpoints (``weights/`` + ``context/``) under ``root/run``, the good one named step 10."""
+    return _pair(root / "run", megatron_ckpt, 10)
 
 
 def lightning_pair(root: Path, lightning_ckpt: Path) -> Pair:
-    """Two real Lightning ``.ckpt`` files (with their ``context/`` folders) at steps 400 and 499 under ``root/run``."""
-    pair = _pair(root / "run", lightning_ckpt, lambda name, step: name.replace("step=499", f"step={step}"))
+    """Two real Lightning ``.ckpt`` files (with their ``context/`` folders) under ``root/run``, the good one named
+    step 400."""
+    pair = _pair(root / "run", lightning_ckpt, 400)
     context = lightning_ckpt.with_name(lightning_ckpt.name.removesuffix(".ckpt")) / "context"
     if context.is_dir():
         for ckpt in (pair.good, pair.victim):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 if TYPE_CHECKING:
     from nemo_resume.inspection import InspectedCheckpoint
@@ -38,17 +38,22 @@ class Rehearsal:
 
 
 def rehearse_recipe(task: str, argv: Sequence[str], *, devices: int = 1, dist_opt: Optional[bool] = None,
-                    stop_after_step: Optional[int] = None) -> Rehearsal:
-    """Plan, check and rehearse ``recipes/qwen25_<task>.py ARGV`` (as with ``--launch-anyway``)."""
+                    stop_after_step: Optional[int] = None, edit: Optional[Callable[[Any], None]] = None) -> Rehearsal:
+    """Plan, check and rehearse ``recipes/qwen25_<task>.py ARGV`` (as with ``--launch-anyway``).
+
+    ``edit`` changes the recipe (a ``run.Partial``) before the rehearsal, as a user's own script would.
+    """
     from nemo_resume.recipes.launch import prepare
     from nemo_resume.recipes.options import build_parser, options_from_args
     from nemo_resume.recipes.qwen25 import qwen25_recipe
     from nemo_resume.smoke.megatron_run import rehearse
 
     opts = options_from_args(task, build_parser(task, "tier").parse_args(list(argv)))  # type: ignore[arg-type]  # a Task
-    prepared = prepare(opts)
-    result = rehearse(qwen25_recipe(prepared.opts, prepared.plan), devices=devices, dist_opt=dist_opt,
-                      stop_after_step=stop_after_step)
+    prepared = prepare(opts, smoke_devices=devices)
+    recipe = qwen25_recipe(prepared.opts, prepared.plan)
+    if edit is not None:
+        edit(recipe)
+    result = rehearse(recipe, devices=devices, dist_opt=dist_opt, stop_after_step=stop_after_step)
     return Rehearsal(prepared, result, opts.run_dir)
 
 
