@@ -72,6 +72,7 @@ def plan_and_check(
     plan = plan_resume(
         run_dir, request, resume=resume, policy="keep" if error else policy, max_jump=max_jump, validate=False
     )
-    if error and policy == "keep" and plan.mode == MODE_RESUME:
-        error = None  # a keep resume runs the checkpoint's schedule: the plan lists what it ignores
+    if error and plan.mode == MODE_RESUME and (policy == "keep" or plan.cooldown is not None):
+        # the checkpoint's schedule runs (keep, or an interrupted cooldown continued): the plan lists what it ignores
+        error = None
     return plan, check_plan(plan, max_jump=max_jump), error

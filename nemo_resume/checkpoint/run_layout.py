@@ -68,6 +68,8 @@ class RunLayout:
     seq_length: int | None = None
     consumed_samples: int | None = None
     global_step: int | None = None
+    datamodule: str | None = None  # the class whose state holds the data position (common.pt's key)
+    max_steps: int | None = None  # trainer.max_steps: with the global batch, the size of NeMo's pre-training dataset
     optimizer: str | None = None  # OptimizerConfig.optimizer: "adam", "sgd"
     distributed_optimizer: bool | None = None
     optimizer_format: str | None = None  # what a load requests: content_metadata's, else the saved one
@@ -104,6 +106,7 @@ class RunLayout:
             "global_batch_size": self.global_batch_size, "global_batch_size_source": self.global_batch_size_source,
             "micro_batch_size": self.micro_batch_size, "seq_length": self.seq_length,
             "consumed_samples": self.consumed_samples, "global_step": self.global_step,
+            "datamodule": self.datamodule, "max_steps": self.max_steps,
             "optimizer": self.optimizer, "distributed_optimizer": self.distributed_optimizer,
             "optimizer_format": self.optimizer_format, "saved_optimizer_format": self.saved_optimizer_format,
             "content_metadata": self.content_metadata, "has_optimizer_state": self.has_optimizer_state,
@@ -125,15 +128,16 @@ def _group_keys(groups: tuple[tuple[tuple[str, float], ...], ...]) -> tuple[tupl
     return tuple(sorted(keys))
 
 
-def _data_position(trainer: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(consumed samples, global step) of the datamodule's state (Lightning keys it by the class name; NeMo's
-    data modules store ``consumed_samples``, the rehearsal's MockDataModule its ``global_step`` too)."""
+def _data_position(trainer: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
+    """(consumed samples, global step, the datamodule's class name) of the datamodule's state (Lightning keys it by
+    the class name; NeMo's data modules store ``consumed_samples``, the rehearsal's MockDataModule its
+    ``global_step`` too)."""
     step = _count(trainer.get(GLOBAL_STEP_KEY))
     for key, value in trainer.items():
         if isinstance(key, str) and isinstance(value, dict) and CONSUMED_SAMPLES_KEY in value:
             own = _count(value.get(GLOBAL_STEP_KEY))
-            return _count(value.get(CONSUMED_SAMPLES_KEY)), own if own is not None else step
-    return None, step
+            return _count(value.get(CONSUMED_SAMPLES_KEY)), own if own is not None else step, key
+    return None, step, None
 
 
 def _optimizer_formats(trainer: dict[str, Any]) -> tuple[str | None, str | None, bool]:
@@ -189,7 +193,7 @@ def read_run_layout(
     def size(name: str, *where: str) -> int | None:
         return _count(find_leaf(leaves, tuple(w + name for w in where), int))
 
-    consumed, step = _data_position(trainer)
+    consumed, step, datamodule = _data_position(trainer)
     gbs, source = size("global_batch_size", _DATA), GBS_FROM_IO_JSON
     if gbs is None and consumed and step and consumed % step == 0:
         gbs, source = consumed // step, GBS_DERIVED
@@ -211,6 +215,8 @@ def read_run_layout(
         seq_length=size("seq_length", _DATA, _MODEL),
         consumed_samples=consumed,
         global_step=step,
+        datamodule=datamodule,
+        max_steps=size("max_steps", ".trainer."),
         optimizer=_str(find_leaf(leaves, (_OPTIM + "optimizer",), str)),
         distributed_optimizer=find_leaf(leaves, (_OPTIM + "use_distributed_optimizer",), bool),
         optimizer_format=requested,

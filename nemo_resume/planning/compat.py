@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from nemo_resume.checkpoint.run_layout import GBS_FROM_IO_JSON, RunLayout
 from nemo_resume.inspection.problems import (
     CHECKPOINT_FORMAT_TOO_OLD,
+    DATA_ORDER_CHANGED,
     DATA_POSITION_LOST,
     GLOBAL_BATCH_SIZE_CHANGED,
     OPTIMIZER_NOT_RESHARDABLE,
@@ -114,12 +115,41 @@ def _batch(ck: RunLayout, new: NewRun) -> list[Problem]:
     if ck.seq_length is not None:
         said.append(f"each step trains {gbs * ck.seq_length} tokens, not {old * ck.seq_length} (seq_length "
                     f"{ck.seq_length}), so the step-based LR schedule spans another number of tokens")
-    if new.max_steps is not None:
-        said.append(f"NeMo builds the pre-training dataset to max_steps x global batch = {new.max_steps * gbs} samples "
-                    "(nemo/collections/llm/gpt/data/pre_training.py:286), another index than the run's: samples "
-                    "already seen can repeat and others be skipped, without an error")
-    said.append("keep --global-batch-size at the checkpoint's to continue the same data")
+    said.append("NeMo's sampler reads on from the consumed samples in the dataset's order whatever the batch "
+                "(nemo/lightning/data.py:183-194), so the data continues without a repeat as long as the dataset "
+                f"keeps its order (see {DATA_ORDER_CHANGED}); keep --global-batch-size at the checkpoint's to keep "
+                "the tokens per step and what the schedule spans")
     return [Problem(GLOBAL_BATCH_SIZE_CHANGED, "warning", "; ".join(said))]
+
+
+#: The data module whose dataset NeMo sizes from the run (pre_training.py:284-293); fine-tuning and mock data
+#: modules are sized otherwise.
+PRETRAINING_DATAMODULE = "PreTrainingDataModule"
+
+
+def _data_order(ck: RunLayout, new: NewRun) -> list[Problem]:
+    """NeMo builds the pre-training dataset to max_steps x global batch samples; megatron-core's GPTDataset draws
+    its whole order from its epoch count and final-epoch split, which that size sets. Another size can reshuffle
+    every sample, and the resumed run reads the new order on from the consumed samples: trained samples repeat."""
+    if ck.datamodule != PRETRAINING_DATAMODULE or ck.max_steps is None or ck.global_batch_size is None:
+        return []
+    old = ck.max_steps * ck.global_batch_size
+    steps, gbs = new.max_steps or ck.max_steps, new.global_batch_size or ck.global_batch_size
+    if steps * gbs == old:
+        return []
+    keep = (f"pass PreTrainingDataModule(num_train_samples={old}) to build the run's own dataset again"
+            if old >= steps * gbs else
+            f"keep max_steps x global batch at {old} (NeMo's num_train_samples only raises the size, "
+            "pre_training.py:288-293), or accept the reshuffle")
+    return [Problem(DATA_ORDER_CHANGED, "warning",
+                    f"NeMo builds the pre-training dataset to max_steps x global batch = {steps} x {gbs} = {steps * gbs} "
+                    f"samples (nemo/collections/llm/gpt/data/pre_training.py:284-286), the run's was {ck.max_steps} x "
+                    f"{ck.global_batch_size} = {old}. megatron-core's GPTDataset shuffles by its epoch count and its "
+                    "final-epoch split (megatron/core/datasets/gpt_dataset.py:369-393, 410-456); when the new size "
+                    "changes either, the whole order is another permutation, read on from the consumed samples: "
+                    "samples already trained repeat and others are skipped, without an error (measured on a 286-sample "
+                    "dataset: max_steps 71 -> 72 at global batch 4, resumed at step 30, reshuffled every sample). To keep the data, "
+                    f"{keep}")]
 
 
 def _data_position(ck: RunLayout) -> list[Problem]:
@@ -162,5 +192,5 @@ def _format(ck: RunLayout) -> list[Problem]:
 def compat_problems(ck: RunLayout, new: NewRun, exists: Callable[[str], bool] = os.path.exists) -> list[Problem]:
     """Every trap resuming the checkpoint of ``ck`` as ``new`` runs, errors first."""
     found = [*_format(ck), *_reshard(ck, new), *_groups(ck, new), *_peft_base(ck, exists), *_batch(ck, new),
-             *_data_position(ck)]
+             *_data_order(ck, new), *_data_position(ck)]
     return sorted(found, key=lambda p: p.severity != "error")

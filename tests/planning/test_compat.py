@@ -64,7 +64,26 @@ def test_a_global_batch_change_says_what_the_data_and_tokens_become(dist_opt):
     assert "--global-batch-size 2 (derived from consumed_samples/global_step) -> 4" in p.message
     assert "(40 at step 20)" in p.message
     assert "the 40 steps left to max_steps 60 consume 160 samples, not 80 (ending at sample 200)" in p.message
-    assert "each step trains 128 tokens, not 64" in p.message and "= 240 samples" in p.message
+    assert "each step trains 128 tokens, not 64" in p.message and "see DATA_ORDER_CHANGED" in p.message
+    assert "DATA_ORDER_CHANGED" not in _codes(dist_opt, global_batch_size=4, max_steps=60)  # MockDataModule: fixed size
+
+
+@pytest.mark.parametrize(("new", "fix"), [
+    (dict(max_steps=72), "keep max_steps x global batch at 240"),
+    (dict(global_batch_size=8), "keep max_steps x global batch at 240"),
+    (dict(max_steps=50), "num_train_samples=240"),
+], ids=["max_steps grows", "batch doubles", "max_steps shrinks"])
+def test_another_pretraining_dataset_size_warns_that_the_order_can_change(dist_opt, new, fix):
+    """A PreTrainingDataModule run (the class common.pt keys the data position by) of 60 steps at global batch 4."""
+    pretraining = replace(dist_opt, datamodule="PreTrainingDataModule", max_steps=60, global_batch_size=4)
+    p = _codes(pretraining, **new)["DATA_ORDER_CHANGED"]
+    assert p.severity == "warning" and "the run's was 60 x 4 = 240" in p.message and fix in p.message
+    assert "gpt_dataset.py:369-393" in p.message
+    assert "DATA_ORDER_CHANGED" not in _codes(pretraining, max_steps=120, global_batch_size=2)  # the same 240
+
+
+def test_the_layout_names_the_datamodule_and_the_runs_max_steps(dist_opt):
+    assert dist_opt.datamodule == "MockDataModule" and dist_opt.max_steps == 60
 
 
 def test_no_datamodule_state_loses_the_data_position(dist_opt):

@@ -73,6 +73,17 @@ def test_a_given_max_steps_does_not_move_the_cooldowns_end_and_is_listed(cooldow
     assert any("max_steps: requested 1000, the cooldown's 240" in n for n in plan.decision.notes)
 
 
+def test_schedule_flags_the_checkpoints_cooldown_overrides_do_not_refuse_its_continuation(cooldown_run):
+    """The recipes' defaults (warmup 500) with a short --max-steps are an invalid schedule on their own; the
+    checkpoint's cooldown wins, so the pre-launch plan continues it instead of refusing (regression: refused)."""
+    from nemo_resume.check.prelaunch import plan_and_check
+
+    unchecked = ScheduleRequest(lr=1e-3, min_lr=1e-6, max_steps=30, warmup_steps=500, checked=False)
+    plan, check, error = plan_and_check(cooldown_run[1].log_dir, unchecked, resume="auto", policy="auto")
+    assert error is None and plan.ok and check.ok, (error, plan.problems)
+    assert plan.cooldown == cooldown_run[0] and plan.request.max_steps == END
+
+
 def test_the_continued_cooldown_trains_on_its_planned_lrs_to_its_end(cooldown_run, tmp_path):
     """What a recipe runs: the module with the plan's values, the checkpoint restored into it, and the resume-LR
     check (PlannedLRCheck from ``planned_lrs``) at the first two steps; it would stop an off-plan run."""
