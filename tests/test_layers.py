@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("inspection",),
     ("planning",),
     ("check",),
+    ("audit", "environment"),  # what a run did (its logs) and the machine it runs on
     ("callback", "save_from_checkpoint"),
     ("smoke",),
     ("recipes",),

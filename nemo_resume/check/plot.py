@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,11 +62,7 @@ def write_plot(result: CheckResult, path: str | Path) -> Path:
     Raises:
         NemoResumeError: the file cannot be written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 5), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(10, 5)
     ax = fig.add_subplot()
     for name, lo, hi in phase_spans(result):
         ax.axvspan(lo, hi, color=_PHASE_COLOURS[name], alpha=0.6, lw=0, label=name)
@@ -89,6 +86,25 @@ def write_plot(result: CheckResult, path: str | Path) -> Path:
     ax.set_title(f"LR schedule ({result.scheduler}): {verdict}", fontsize=11)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.legend(fontsize=8, loc="upper right")
+    return save_png(fig, path)
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib figure on its own Agg canvas: no display, no global backend, safe in any process."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Any, path: str | Path) -> Path:
+    """``fig`` laid out and written to ``path`` as PNG (every plot the commands write: ``--plot``).
+
+    Raises:
+        NemoResumeError: the file cannot be written.
+    """
     fig.tight_layout()
     out = Path(path)
     try:

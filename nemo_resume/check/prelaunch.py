@@ -11,7 +11,8 @@ from nemo_resume.check.schedule import check_schedule
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, ResumePlan, plan_resume
-from nemo_resume.planning.resume_plan import jump_chosen_by
+from nemo_resume.planning.new_run import NewRun
+from nemo_resume.planning.resume_plan import jump_chosen_by, with_compat
 from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
 from nemo_resume.schedules.request import ScheduleRequest
 
@@ -55,9 +56,13 @@ def _check(plan: ResumePlan, max_jump: float) -> CheckResult:
 
 
 def plan_and_check(
-    run_dir: Path | str, unchecked: ScheduleRequest, *, resume: str, policy: str, max_jump: float = MAX_LR_JUMP
+    run_dir: Path | str, unchecked: ScheduleRequest, *, resume: str, policy: str, max_jump: float = MAX_LR_JUMP,
+    new_run: NewRun | None = None,
 ) -> tuple[ResumePlan, CheckResult, str | None]:
     """Plan ``unchecked`` against ``run_dir`` and check the plan; also return why the request is invalid.
+
+    ``new_run``: the run's layout, compared with the checkpoint's (:func:`with_compat`) before the check, so the
+    check's verdict includes what the layout breaks.
 
     An invalid schedule is still planned, as NeMo would run it (the checkpoint's state kept, no
     plan applied), and checked, so the report shows the step it fails at and ``--launch-anyway``
@@ -75,4 +80,6 @@ def plan_and_check(
     if error and plan.mode == MODE_RESUME and (policy == "keep" or plan.cooldown is not None):
         # the checkpoint's schedule runs (keep, or an interrupted cooldown continued): the plan lists what it ignores
         error = None
+    if new_run is not None:
+        plan = with_compat(plan, new_run)
     return plan, check_plan(plan, max_jump=max_jump), error

@@ -70,6 +70,7 @@ class RunLayout:
     global_step: int | None = None
     datamodule: str | None = None  # the class whose state holds the data position (common.pt's key)
     max_steps: int | None = None  # trainer.max_steps: with the global batch, the size of NeMo's pre-training dataset
+    num_train_samples: int | None = None  # PreTrainingDataModule(num_train_samples=...): a larger size, when given
     optimizer: str | None = None  # OptimizerConfig.optimizer: "adam", "sgd"
     distributed_optimizer: bool | None = None
     optimizer_format: str | None = None  # what a load requests: content_metadata's, else the saved one
@@ -106,7 +107,7 @@ class RunLayout:
             "global_batch_size": self.global_batch_size, "global_batch_size_source": self.global_batch_size_source,
             "micro_batch_size": self.micro_batch_size, "seq_length": self.seq_length,
             "consumed_samples": self.consumed_samples, "global_step": self.global_step,
-            "datamodule": self.datamodule, "max_steps": self.max_steps,
+            "datamodule": self.datamodule, "max_steps": self.max_steps, "num_train_samples": self.num_train_samples,
             "optimizer": self.optimizer, "distributed_optimizer": self.distributed_optimizer,
             "optimizer_format": self.optimizer_format, "saved_optimizer_format": self.saved_optimizer_format,
             "content_metadata": self.content_metadata, "has_optimizer_state": self.has_optimizer_state,
@@ -217,6 +218,7 @@ def read_run_layout(
         global_step=step,
         datamodule=datamodule,
         max_steps=size("max_steps", ".trainer."),
+        num_train_samples=size("num_train_samples", _DATA),
         optimizer=_str(find_leaf(leaves, (_OPTIM + "optimizer",), str)),
         distributed_optimizer=find_leaf(leaves, (_OPTIM + "use_distributed_optimizer",), bool),
         optimizer_format=requested,

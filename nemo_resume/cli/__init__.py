@@ -18,6 +18,9 @@ COMMANDS = {
     "inspect": ("nemo_resume.cli.inspect_cmd", "read trainer state from NeMo 2 checkpoints"),
     "plan": ("nemo_resume.cli.plan_cmd", "choose the checkpoint and LR schedule for a safe resume"),
     "check": ("nemo_resume.cli.check_cmd", "step NeMo's real scheduler over the planned run"),
+    "audit": ("nemo_resume.cli.audit_cmd", "compare what a run did (its logs) with its plan; loss and grad-norm health"),
+    "doctor": ("nemo_resume.cli.doctor_cmd", "check the machine a launch is about to use (stack, GPUs, disk, memory)"),
+    "lr-find": ("nemo_resume.cli.lr_find_cmd", "recommend an LR from an LR range test's logs (a --lr-find run)"),
 }
 
 

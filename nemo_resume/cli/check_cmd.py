@@ -16,7 +16,13 @@ from nemo_resume.cli.common import OneLineParser, parse_args, parser, print_json
 from nemo_resume.cli.report import render_check
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning.choice import default_resume
-from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
+from nemo_resume.planning.flags import (
+    LAYOUT_FLAGS,
+    add_layout_args,
+    add_max_jump_arg,
+    add_resume_args,
+    new_run_from_args,
+)
 from nemo_resume.schedules.flags import add_schedule_args, given_flags, request_from_args
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
@@ -47,6 +53,7 @@ def build_parser(prog: str) -> OneLineParser:
     g = p.add_argument_group("or plan the resume here (as the recipes do) and check it")
     g.add_argument("--run", metavar="DIR", help="the run folder (or a checkpoint) to plan the resume against")
     add_resume_args(g, when="with --run: ", resume_default=None, policy_default=None)
+    add_layout_args(g)
     add_max_jump_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--plot", metavar="PNG", help="write a PNG of every group's LR over the horizon")
@@ -61,7 +68,8 @@ def _planned(args: argparse.Namespace) -> CheckResult:
     # as `plan RUN`: a path that is neither a run folder nor a checkpoint is refused, never checked as a fresh start
     resume = args.resume or default_resume(Path(args.run))
     policy = args.lr_policy or "auto"
-    return plan_and_check(args.run, unchecked, resume=resume, policy=policy, max_jump=args.max_jump)[1]
+    return plan_and_check(args.run, unchecked, resume=resume, policy=policy, max_jump=args.max_jump,
+                          new_run=new_run_from_args(args, unchecked))[1]
 
 
 def _from_plan(args: argparse.Namespace) -> CheckResult:
@@ -88,7 +96,8 @@ def _checked(args: argparse.Namespace) -> CheckResult:
 def main(argv: list[str] | None = None, prog: str = "nemo-resume check") -> int:
     def body() -> int:
         args = parse_args(build_parser(prog), argv)
-        stray = [f for f, v in (("--resume", args.resume), ("--lr-policy", args.lr_policy)) if v is not None]
+        stray = [f for f, v in (("--resume", args.resume), ("--lr-policy", args.lr_policy),
+                                *(("--" + d.replace("_", "-"), getattr(args, d)) for d in LAYOUT_FLAGS)) if v is not None]
         if stray and not args.run:
             raise NemoResumeError(f"{' and '.join(stray)} apply with --run DIR only (a --plan file carries its own); "
                                   "add --run, or drop them")

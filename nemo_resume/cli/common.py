@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nemo_resume.cli.startup_noise import silence_known_noise
@@ -92,6 +93,19 @@ def strict_json(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [strict_json(v) for v in obj]
     return obj
+
+
+def write_json(path: Path, doc: dict[str, Any], flag: str) -> Path:
+    """``doc`` as strict JSON in ``path`` (a number that is not finite is null): plan files, reports.
+
+    Raises:
+        NemoResumeError: the file cannot be written (``flag`` names where it was asked for).
+    """
+    try:
+        path.write_text(json.dumps(strict_json(doc), indent=2, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise NemoResumeError(f"{flag} {path}: cannot write ({exc.strerror or exc}); give a writable path") from None
+    return path
 
 
 def print_json(obj: Any) -> None:

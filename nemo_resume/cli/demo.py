@@ -169,11 +169,9 @@ def _stage4(run_root: Path, log: Path, result: DemoResult) -> Stage:
 
 
 def _plot(result: DemoResult, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from nemo_resume.check.plot import new_figure
 
-    fig = Figure(figsize=(9, 4.5))
-    FigureCanvasAgg(fig)
+    fig = new_figure(9, 4.5)
     ax = fig.add_subplot()
     styles = [("-", None), ("--", "x"), ("-", None)]  # attempt 2 is two steps long: mark them
     for (label, lrs), (style, marker) in zip(result.lrs.items(), styles):

@@ -6,9 +6,7 @@ the schedule the resumed run will follow, at the steps that matter.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from nemo_resume.cli.common import (
     EXIT_OK,
@@ -18,10 +16,9 @@ from nemo_resume.cli.common import (
     parser,
     print_json,
     run_cli,
-    strict_json,
+    write_json,
 )
 from nemo_resume.cli.report import render_plan
-from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import plan_resume
 from nemo_resume.planning.choice import default_resume
 from nemo_resume.planning.flags import add_layout_args, add_max_jump_arg, add_resume_args, new_run_from_args
@@ -51,14 +48,6 @@ def build_parser(prog: str) -> OneLineParser:
     return p
 
 
-def _write(path: Path, doc: dict[str, Any]) -> None:
-    """``-o FILE``: the plan file ``check --plan FILE`` reads (strict JSON: a number that is not finite is null)."""
-    try:
-        path.write_text(json.dumps(strict_json(doc), indent=2, allow_nan=False) + "\n")
-    except OSError as exc:
-        raise NemoResumeError(f"-o {path}: cannot write ({exc.strerror or exc}); give a writable path") from None
-
-
 def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
     def body() -> int:
         args = parse_args(build_parser(prog), argv)
@@ -70,7 +59,7 @@ def main(argv: list[str] | None = None, prog: str = "nemo-resume plan") -> int:
         plan = with_compat(plan, new_run_from_args(args, request))
         doc = plan_to_json(plan)
         if args.output:
-            _write(args.output, doc)
+            write_json(args.output, doc, "-o")  # the plan file `check --plan FILE` reads
         print_json(doc) if args.json else render_plan(plan)
         return EXIT_OK if plan.ok else EXIT_PROBLEM
 

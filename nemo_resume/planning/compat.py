@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nemo_resume.checkpoint.run_layout import GBS_FROM_IO_JSON, RunLayout
 from nemo_resume.inspection.problems import (
     CHECKPOINT_FORMAT_TOO_OLD,
+    DATA_EXHAUSTED,
     DATA_ORDER_CHANGED,
     DATA_POSITION_LOST,
     GLOBAL_BATCH_SIZE_CHANGED,
@@ -23,6 +23,8 @@ from nemo_resume.inspection.problems import (
     PEFT_BASE_MISSING,
     Problem,
 )
+from nemo_resume.planning.data_order import PRETRAINING_DATAMODULE, DataResume, gpt_epochs, kept_size
+from nemo_resume.planning.new_run import NewRun
 
 _DO = "megatron/core/optimizer/distrib_optimizer.py"
 #: Distributed-optimizer formats whose state is keyed by the model-parallel (TP x PP) rank and laid out in that
@@ -36,25 +38,6 @@ DP_ONLY_FORMATS = ("dp_reshardable", "dp_zero_gather_scatter")
 DEPRECATED_FORMATS = ("fully_sharded_model_space", "dp_zero_gather_scatter")
 #: What megatron-core requests when a checkpoint has no content_metadata (distrib_optimizer.py:1208).
 MCORE_DEFAULT_FORMAT = "fully_sharded_model_space"
-
-
-@dataclass(frozen=True)
-class NewRun:
-    """The resumed run's layout; None where it is the checkpoint's (today's commands give none of it).
-
-    ``devices`` is per node. ``lr_mults``: the multipliers the run gives param groups (NeMo's one
-    ``lr_mult``; () none), None when unknown. ``max_steps``: the new horizon.
-    """
-
-    tp: int | None = None
-    pp: int | None = None
-    cp: int | None = None
-    devices: int | None = None
-    num_nodes: int | None = None
-    global_batch_size: int | None = None
-    micro_batch_size: int | None = None
-    max_steps: int | None = None
-    lr_mults: tuple[float, ...] | None = None
 
 
 def _changed(old: int | None, new: int | None) -> bool:
@@ -122,34 +105,79 @@ def _batch(ck: RunLayout, new: NewRun) -> list[Problem]:
     return [Problem(GLOBAL_BATCH_SIZE_CHANGED, "warning", "; ".join(said))]
 
 
-#: The data module whose dataset NeMo sizes from the run (pre_training.py:284-293); fine-tuning and mock data
-#: modules are sized otherwise.
-PRETRAINING_DATAMODULE = "PreTrainingDataModule"
-
-
-def _data_order(ck: RunLayout, new: NewRun) -> list[Problem]:
-    """NeMo builds the pre-training dataset to max_steps x global batch samples; megatron-core's GPTDataset draws
-    its whole order from its epoch count and final-epoch split, which that size sets. Another size can reshuffle
-    every sample, and the resumed run reads the new order on from the consumed samples: trained samples repeat."""
-    if ck.datamodule != PRETRAINING_DATAMODULE or ck.max_steps is None or ck.global_batch_size is None:
-        return []
-    old = ck.max_steps * ck.global_batch_size
+def data_resume(ck: RunLayout, new: NewRun) -> DataResume | None:
+    """The training-set sizes of the checkpoint's run and of ``new`` (None: not NeMo's pre-training data on both
+    sides, or a size the checkpoint does not record)."""
+    if ck.datamodule != PRETRAINING_DATAMODULE or new.datamodule not in (None, PRETRAINING_DATAMODULE):
+        return None
+    if ck.max_steps is None or ck.global_batch_size is None:
+        return None
+    old = max(ck.max_steps * ck.global_batch_size, ck.num_train_samples or 0)
     steps, gbs = new.max_steps or ck.max_steps, new.global_batch_size or ck.global_batch_size
-    if steps * gbs == old:
+    natural = steps * gbs
+    needed = None
+    if ck.consumed_samples is not None and ck.global_step is not None and steps > ck.global_step:
+        needed = ck.consumed_samples + (steps - ck.global_step) * gbs
+    return DataResume(old, natural, max(natural, new.num_train_samples or 0), needed)
+
+
+def planned_train_samples(ck: RunLayout, new: NewRun) -> int | None:
+    """The ``PreTrainingDataModule(num_train_samples=...)`` that keeps the checkpoint's data on this resume (None:
+    NeMo's own size does as well): the old run's dataset, or as many samples as the resume reads."""
+    d = data_resume(ck, new)
+    return kept_size(d.old, d.natural, d.needed) if d is not None else None
+
+
+def _num_train_samples(size: int) -> str:
+    return f"PreTrainingDataModule(num_train_samples={size})"
+
+
+def _exhausted(d: DataResume, ck: RunLayout, new: NewRun) -> list[Problem]:
+    """A resume that reads more samples than NeMo builds: a smaller global batch after the checkpoint's."""
+    if not d.runs_out or ck.consumed_samples is None or ck.global_step is None:
         return []
-    keep = (f"pass PreTrainingDataModule(num_train_samples={old}) to build the run's own dataset again"
-            if old >= steps * gbs else
-            f"keep max_steps x global batch at {old} (NeMo's num_train_samples only raises the size, "
-            "pre_training.py:288-293), or accept the reshuffle")
+    fix = (f"Pass {_num_train_samples(d.needed or 0)} (the recipes do), or keep --global-batch-size at the "
+           "checkpoint's")
+    head = (f"the resume reads samples {ck.consumed_samples} to {d.needed} but NeMo builds {d.built} "
+            f"(max_steps x global batch, pre_training.py:284-293)")
+    if ck.consumed_samples >= d.built:
+        return [Problem(DATA_EXHAUSTED, "error", f"{head}: NeMo's sampler fails before the first step with "
+                        "'RuntimeError: no samples left to consume' (nemo/lightning/data.py:339-340). " + fix)]
+    gbs = new.global_batch_size or ck.global_batch_size or 1
+    step = ck.global_step + (d.built - ck.consumed_samples) // gbs
+    return [Problem(DATA_EXHAUSTED, "error", f"{head}: the data runs out at step {step}, Lightning starts another "
+                    f"epoch on the same sampler, which reads again from sample {ck.consumed_samples} "
+                    "(nemo/lightning/data.py:349-352): those samples repeat without an error. " + fix, step)]
+
+
+def _data_order(d: DataResume, ck: RunLayout, new: NewRun) -> list[Problem]:
+    """NeMo rebuilds the pre-training dataset to the resume's size; megatron-core's GPTDataset draws its whole
+    order from the epochs that size tiles (:func:`~nemo_resume.planning.data_order.gpt_epochs`). Another count
+    reshuffles every sample, and the resumed run reads the new order on from the consumed samples."""
+    if not d.resized:
+        return []
+    seq = new.seq_length or ck.seq_length
+    if new.train_tokens and seq:
+        before, after = gpt_epochs(d.old, new.train_tokens, seq), gpt_epochs(d.built, new.train_tokens, seq)
+        if before == after:
+            return []
+        why = (f"over the dataset's {new.train_tokens} training tokens per epoch that is {before} before and {after} "
+               "now, so megatron-core's GPTDataset shuffles every sample to another index")
+    else:
+        why = ("megatron-core's GPTDataset shuffles by the epochs that size tiles and whether the last one stands "
+               "apart; if either changes (the recipes measure it from --data), every sample moves to another index")
+    keep = kept_size(d.old, d.natural, d.needed)
+    fix = (f"To keep the data, pass {_num_train_samples(d.old)} (the old run's dataset; the recipes do)"
+           if keep == d.old else
+           f"The resume reads {max(d.natural, d.needed or 0)} samples, more than the old run's dataset, so its order "
+           "cannot be kept (NeMo's num_train_samples only raises the size, pre_training.py:288-291): keep "
+           f"max_steps x global batch at {d.old} or below, or accept the reshuffle")
     return [Problem(DATA_ORDER_CHANGED, "warning",
-                    f"NeMo builds the pre-training dataset to max_steps x global batch = {steps} x {gbs} = {steps * gbs} "
-                    f"samples (nemo/collections/llm/gpt/data/pre_training.py:284-286), the run's was {ck.max_steps} x "
-                    f"{ck.global_batch_size} = {old}. megatron-core's GPTDataset shuffles by its epoch count and its "
-                    "final-epoch split (megatron/core/datasets/gpt_dataset.py:369-393, 410-456); when the new size "
-                    "changes either, the whole order is another permutation, read on from the consumed samples: "
-                    "samples already trained repeat and others are skipped, without an error (measured on a 286-sample "
-                    "dataset: max_steps 71 -> 72 at global batch 4, resumed at step 30, reshuffled every sample). To keep the data, "
-                    f"{keep}")]
+                    f"NeMo builds the pre-training dataset to {d.built} samples (nemo/collections/llm/gpt/data/"
+                    f"pre_training.py:284-293), the checkpoint's run to {d.old}; {why} (gpt_dataset.py:368-456). "
+                    "The resumed run reads that new order on from the consumed samples: samples already trained "
+                    "repeat and others are skipped, without an error (measured on the CPU Megatron tier, "
+                    f"tests/megatron/test_data_tier.py). {fix}")]
 
 
 def _data_position(ck: RunLayout) -> list[Problem]:
@@ -191,6 +219,8 @@ def _format(ck: RunLayout) -> list[Problem]:
 
 def compat_problems(ck: RunLayout, new: NewRun, exists: Callable[[str], bool] = os.path.exists) -> list[Problem]:
     """Every trap resuming the checkpoint of ``ck`` as ``new`` runs, errors first."""
+    d = data_resume(ck, new)
+    data = [*_exhausted(d, ck, new), *_data_order(d, ck, new)] if d is not None else []
     found = [*_format(ck), *_reshard(ck, new), *_groups(ck, new), *_peft_base(ck, exists), *_batch(ck, new),
-             *_data_order(ck, new), *_data_position(ck)]
+             *data, *_data_position(ck)]
     return sorted(found, key=lambda p: p.severity != "error")

@@ -9,7 +9,7 @@ from typing import Any
 
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.planning.compat import NewRun
+from nemo_resume.planning.new_run import NewRun
 from nemo_resume.planning.policy import POLICIES
 from nemo_resume.schedules.flags import non_negative, positive_int
 from nemo_resume.schedules.request import ScheduleRequest

@@ -32,9 +32,9 @@ MODES = (MODE_FRESH, MODE_RESUME, MODE_WEIGHTS)
 REWRITE = "write a current one with `nemo-resume plan RUN ... -o FILE` (the flags you planned with)"
 
 REQUIRED = ("format", "version", "mode", "request")
-# Written for the reader and not read back: derived from the rest (ok, schedule), or naming a checkpoint the
-# plan did not take (weights_only_option).
-REPORT_ONLY = ("ok", "schedule", "weights_only_option")
+# Written for the reader and not read back: derived from the rest (ok, schedule), naming a checkpoint the
+# plan did not take (weights_only_option), or what the launch builds beyond the schedule (train_samples).
+REPORT_ONLY = ("ok", "schedule", "weights_only_option", "train_samples")
 FIELDS = (
     *REQUIRED, "checkpoint", "why", "skipped", "policy", "resume_step", "jump", "max_jump", "notes", "restored",
     "target", "problems", *REPORT_ONLY,
@@ -66,6 +66,7 @@ def plan_to_json(plan: ResumePlan) -> dict[str, Any]:
         "target": {**plan.target.to_json(), "last_epoch": plan.resume_step} if plan.target else None,
         "schedule": [[step, lrs] for step, lrs in plan.schedule_points()],
         "problems": [p.to_json() for p in plan.problems],
+        "train_samples": plan.train_samples,
     }
 
 

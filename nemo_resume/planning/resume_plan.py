@@ -17,7 +17,9 @@ from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.inspection.problems import Problem, Severity, cosine_state
 from nemo_resume.planning.choice import Choice, choose_checkpoint
-from nemo_resume.planning.compat import NewRun, compat_problems
+from nemo_resume.planning.compat import compat_problems, planned_train_samples
+from nemo_resume.planning.data_order import PRETRAINING_DATAMODULE
+from nemo_resume.planning.new_run import NewRun
 from nemo_resume.planning.policy import Decision, continue_cooldown, decide, decide_restored, unsafe_reason
 from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
 from nemo_resume.schedules.cooldown import TARGET as COOLDOWN_TARGET
@@ -60,6 +62,8 @@ class ResumePlan:
             cooldown run's checkpoint), the checkpoint's scheduler ``state_dict`` fields a resume restores
             (``stages`` for a staged run, the ``cooldown_*`` fields for a cooldown).
         max_jump: the largest relative LR change at the resume step the plan was allowed (``--max-jump``).
+        train_samples: the ``PreTrainingDataModule(num_train_samples=...)`` the launch passes so the resumed run
+            keeps the checkpoint's data (:func:`~nemo_resume.planning.compat.planned_train_samples`); None: NeMo's.
     """
 
     request: ScheduleRequest
@@ -72,6 +76,7 @@ class ResumePlan:
     problems: tuple[Problem, ...]
     restored: dict[str, Any] | None = None
     max_jump: float = MAX_LR_JUMP
+    train_samples: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,6 +150,11 @@ class ResumePlan:
         if self.cooldown is not None:
             return cooldown_lrs(self.cooldown, step)
         return lr_at(self.schedule, step)
+
+    @property
+    def stage_switches(self) -> list[int]:
+        """The steps a staged run switches LR stage at (none for other schedules)."""
+        return boundaries(self._stages_and_bases()[0])[1:] if self.request.stages else []
 
     def _stages_and_bases(self) -> tuple[tuple[Stage, ...], list[float]]:
         """A staged run's stages and base LRs: the checkpoint's where it restores them, else the request's."""
@@ -244,11 +254,19 @@ def _plan(
 
 
 def with_compat(plan: ResumePlan, new_run: NewRun) -> ResumePlan:
-    """``plan`` and what resuming its checkpoint as ``new_run`` breaks or silently changes (:mod:`.compat`)."""
+    """``plan`` and what resuming its checkpoint as ``new_run`` breaks or silently changes (:mod:`.compat`).
+
+    A launch known to run NeMo's pre-training data module (``new_run.datamodule``) is given the dataset size that
+    keeps the checkpoint's data (``train_samples``), and is judged with it.
+    """
     chosen = plan.choice.checkpoint
     if plan.mode != MODE_RESUME or chosen is None:
         return plan
-    return replace(plan, problems=(*plan.problems, *compat_problems(chosen.state.run_layout, new_run)))
+    layout = chosen.state.run_layout
+    samples = planned_train_samples(layout, new_run) if new_run.datamodule == PRETRAINING_DATAMODULE else None
+    if samples is not None:
+        new_run = replace(new_run, num_train_samples=samples)
+    return replace(plan, problems=(*plan.problems, *compat_problems(layout, new_run)), train_samples=samples)
 
 
 def keeps_saved_state(request: ScheduleRequest, restored: Mapping[str, Any]) -> bool:

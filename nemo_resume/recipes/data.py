@@ -9,11 +9,14 @@ import random
 from pathlib import Path
 
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.planning.data_order import PRETRAINING_DATAMODULE
 
 #: The files NeMo's FineTuningDataModule reads from its ``dataset_root`` (training and validation splits).
 FINETUNE_FILES = ("training.jsonl", "validation.jsonl")
 #: A Megatron dataset prefix names these two files (NeMo's PreTrainingDataModule checks them the same way).
 MEGATRON_SUFFIXES = (".bin", ".idx")
+#: The first bytes of every ``.idx`` megatron-core writes and reads (``indexed_dataset.py`` ``_INDEX_HEADER``).
+MEGATRON_INDEX_HEADER = b"MMIDIDX\x00\x00"
 _SCAN_LINES, _MAX_RECORD_CHARS = 1000, 1 << 20
 
 
@@ -34,6 +37,10 @@ def check_data(task: str, data: Path) -> None:
                                   "(the path without .bin/.idx, made by Megatron's preprocess_data.py)")
         if stem != data:
             raise NemoResumeError(f"--data {data}: pass the prefix {stem}, without {data.suffix}")
+        with open(f"{stem}.idx", "rb") as fh:
+            if fh.read(len(MEGATRON_INDEX_HEADER)) != MEGATRON_INDEX_HEADER:
+                raise NemoResumeError(f"--data {data}: {stem}.idx is not a Megatron dataset index (no MMIDIDX header); "
+                                      "pass the prefix Megatron's preprocess_data.py wrote")
         return
     if data.is_dir():
         missing = [f for f in FINETUNE_FILES if not (data / f).is_file()]
@@ -55,6 +62,38 @@ def check_data(task: str, data: Path) -> None:
         raise NemoResumeError(f"--data {data}: no record in its first {_SCAN_LINES} lines; "
                               "expected instruction/input/output records")
     _record(first, f"{data}: first record")
+
+
+def datamodule_name(task: str, data: Path | None) -> str:
+    """The class name of the data module the recipe builds for ``--data`` (as a checkpoint records it)."""
+    if data is None:
+        return "MockDataModule"
+    return "FineTuningDataModule" if task == "finetune" else PRETRAINING_DATAMODULE
+
+
+def train_tokens(prefix: Path) -> int:
+    """The tokens in one epoch of a Megatron dataset's training split, as megatron-core's GPTDataset counts them
+    (gpt_dataset.py:523-529) over the split NeMo's ``PreTrainingDataModule`` gives it by default
+    (blended_megatron_dataset_builder.py:431-438): what decides its epochs and so its order
+    (:mod:`nemo_resume.planning.data_order`). Reads the ``.idx`` only (megatron-core's reader, memory-mapped)."""
+    import inspect
+
+    from megatron.core.datasets.blended_megatron_dataset_config import (
+        convert_split_vector_to_split_matrix,
+        parse_and_normalize_split,
+    )
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+    from nemo.collections import llm
+
+    split = inspect.signature(llm.PreTrainingDataModule).parameters["split"].default
+    (begin, end) = convert_split_vector_to_split_matrix(parse_and_normalize_split(split))[0]
+    try:
+        dataset = IndexedDataset(str(prefix))  # kept while its lengths are read: it unmaps them when collected
+    except Exception as exc:  # noqa: BLE001 - megatron-core's reader asserts on a bad header
+        raise NemoResumeError(f"--data {prefix}: {prefix}.idx is not a Megatron dataset index megatron-core reads "
+                              f"({type(exc).__name__}: {exc}); pass the prefix preprocess_data.py wrote") from None
+    n = dataset.sequence_lengths.shape[0]
+    return int(dataset.sequence_lengths[int(round(begin * n)):int(round(end * n))].sum())
 
 
 def is_instruction_jsonl(path: Path | None) -> bool:

@@ -7,15 +7,17 @@ so a copied script can reorder or replace one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from nemo_resume.check.prelaunch import plan_and_check
 from nemo_resume.check.result import CheckResult
+from nemo_resume.environment import Launch, launch_from_recipe
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
-from nemo_resume.planning.compat import NewRun
-from nemo_resume.planning.resume_plan import with_compat
+from nemo_resume.planning.new_run import NewRun
+from nemo_resume.recipes.data import datamodule_name, train_tokens
 from nemo_resume.recipes.options import RecipeOptions
+from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.recipes.slurm import experiment_base_dir, slurm_executor
 
 if TYPE_CHECKING:
@@ -57,25 +59,42 @@ class Prepared:
 
 def new_run(opts: RecipeOptions, smoke_devices: int | None = None) -> NewRun:
     """The layout the run will have: the options', or the CPU rehearsal's with ``smoke_devices`` ranks
-    (:mod:`nemo_resume.smoke.rehearsal`: the options' TP where it fits, PP = CP = 1, one node, the tiny batch sizes)."""
+    (:mod:`nemo_resume.smoke.rehearsal`: the options' TP and a small global batch where they fit, PP = CP = 1, one
+    node, the tiny micro batch and sequence). A pre-training run on ``--data`` has its training tokens per epoch measured from the data."""
     mult = opts.lr_mult
-    lr_mults = (mult.mult,) if mult else ()
+    common = NewRun(lr_mults=(mult.mult,) if mult else (), datamodule=datamodule_name(opts.task, opts.data),
+                    train_tokens=train_tokens(opts.data) if opts.task == "pretrain" and opts.data else None)
     if smoke_devices is not None:
-        from nemo_resume.smoke.rehearsal import TINY, rehearsal_tp
+        from nemo_resume.smoke.rehearsal import TINY, rehearsal_gbs, rehearsal_tp
 
-        return NewRun(rehearsal_tp(opts.tp, smoke_devices), 1, 1, smoke_devices, 1, TINY.global_batch_size,
-                      TINY.micro_batch_size, opts.max_steps, lr_mults)
-    return NewRun(opts.tp, opts.pp, opts.cp, opts.gpus_per_node, opts.num_nodes, opts.global_batch_size,
-                  opts.micro_batch_size, opts.max_steps, lr_mults)
+        tp = rehearsal_tp(opts.tp, smoke_devices)
+        return replace(common, tp=tp, pp=1, cp=1, devices=smoke_devices, num_nodes=1,
+                       global_batch_size=rehearsal_gbs(opts.global_batch_size, smoke_devices // tp),
+                       micro_batch_size=TINY.micro_batch_size, max_steps=opts.max_steps, seq_length=TINY.seq_length)
+    return replace(common, tp=opts.tp, pp=opts.pp, cp=opts.cp, devices=opts.gpus_per_node, num_nodes=opts.num_nodes,
+                   global_batch_size=opts.global_batch_size, micro_batch_size=opts.micro_batch_size,
+                   max_steps=opts.max_steps, seq_length=opts.seq_length)
 
 
 def prepare(opts: RecipeOptions, smoke_devices: int | None = None) -> Prepared:
     """Plan the resume for ``opts`` and check it with NeMo's real scheduler (see plan_and_check), with what the
     run's layout (:func:`new_run`) breaks or changes in the checkpoint's (``--smoke``: ``smoke_devices`` ranks)."""
-    plan, check, error = plan_and_check(
-        opts.run_dir, opts.request(checked=False), resume=opts.resume, policy=opts.lr_policy, max_jump=opts.max_jump
-    )
-    return Prepared(opts, with_compat(plan, new_run(opts, smoke_devices)), check, error)
+    plan, check, error = plan_and_check(opts.run_dir, opts.request(checked=False), resume=opts.resume,
+                                        policy=opts.lr_policy, max_jump=opts.max_jump, new_run=new_run(opts, smoke_devices))
+    return Prepared(opts, plan, check, error)
+
+
+def launch_for(opts: RecipeOptions, recipe: Any, smoke: bool) -> Launch:
+    """The :class:`Launch` of the recipe a script would run (``smoke``: its CPU rehearsal, which runs here)."""
+    if smoke:
+        from nemo_resume.smoke.rehearsal import cpu_rehearsal
+
+        recipe = cpu_rehearsal(recipe, devices=opts.smoke_devices)
+    ckpt = recipe.log.ckpt
+    saves = checkpoint_steps(int(recipe.trainer.max_steps), int(ckpt.every_n_train_steps),
+                             ckpt.__arguments__.get("save_from_step"))
+    return launch_from_recipe(recipe, interval_saves=len(saves), executor="local" if smoke else opts.executor,
+                              container_image=opts.slurm.container_image)
 
 
 def executor(opts: RecipeOptions) -> Any:

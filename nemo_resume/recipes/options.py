@@ -25,6 +25,8 @@ from nemo_resume.schedules.flags import add_schedule_args, given_flags, non_nega
 from nemo_resume.schedules.hf_names import constant_steps_note
 from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
+from nemo_resume.schedules.lr_sweep import DEFAULT_MAX_LR, DEFAULT_MIN_LR, DEFAULT_STEPS, LrSweep
+from nemo_resume.schedules.optim_names import OptimName
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
@@ -122,6 +124,8 @@ class RecipeOptions:
     save_from_step: int | None = None
     max_jump: float = MAX_LR_JUMP
     smoke_devices: int = 1
+    optim: OptimName | None = None  # --optim: a Hugging Face name's megatron-core optimizer (None: the recipe's adam)
+    lr_find: LrSweep | None = None  # --lr-find: the sweep (nemo_resume.recipes.lr_find)
 
     @property
     def run_dir(self) -> Path:
@@ -223,6 +227,11 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
                    "NeMo's Megatron path with a tiny model of the same family (docs/smoke.md)")
     g.add_argument("--smoke-devices", type=positive_int, default=1, metavar="N",
                    help="CPU ranks (data-parallel size) of the --smoke rehearsal (default: %(default)s)")
+    g.add_argument("--lr-find", action="store_true", help="instead of training, an LR range test: a fresh short run "
+                   "<--name>-lr-find sweeping the LR exponentially, no checkpoint saved; recommends an LR (docs/lr-find.md)")
+    g.add_argument("--lr-find-min", type=non_negative, default=DEFAULT_MIN_LR, help="the sweep's first LR (default: %(default)g)")
+    g.add_argument("--lr-find-max", type=non_negative, default=DEFAULT_MAX_LR, help="the sweep's last LR (default: %(default)g)")
+    g.add_argument("--lr-find-steps", type=positive_int, default=DEFAULT_STEPS, help="the sweep's steps (default: %(default)s)")
     g.add_argument("--launch-anyway", action="store_true", help="launch even if the schedule check fails")
     g.add_argument("--json", action="store_true", help="print one JSON document (options, plan, check, outcome) on "
                    "stdout; everything else goes to stderr")
@@ -305,7 +314,7 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         executor=args.executor, slurm=slurm, notes=tuple(notes),
         schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
         decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step, max_jump=args.max_jump,
-        smoke_devices=args.smoke_devices,
+        smoke_devices=args.smoke_devices, optim=args.optim,
     )
     check_layout(opts)
     module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2
@@ -313,4 +322,5 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
     # --constant-steps makes NeMo run is said to everyone.
     constant = constant_steps_note(max_steps, warmup, args.constant_steps)
     extra = module.notes if args.schedule != "cosine" else (constant,) if constant else ()
+    extra += (args.optim.note,) if args.optim else ()
     return dataclasses.replace(opts, notes=opts.notes + extra)

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import fiddle as fdl
 import nemo_run as run
+from lightning.pytorch.callbacks import LearningRateMonitor
 from nemo import lightning as nl
 from nemo.collections import llm
 
@@ -21,6 +22,7 @@ from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
 from nemo_resume.recipes.data import dataset_root
 from nemo_resume.recipes.launch import prepare
+from nemo_resume.recipes.lr_find import sweep_recipe
 from nemo_resume.recipes.options import (
     SIZES,
     RecipeOptions,
@@ -30,6 +32,7 @@ from nemo_resume.recipes.options import (
 )
 from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
 from nemo_resume.schedules.cooldown import cooldown_module
+from nemo_resume.schedules.optim_names import OptimName
 from nemo_resume.schedules.param_match import ParamNameMatch
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
@@ -60,14 +63,18 @@ def _stock_recipe(opts: RecipeOptions) -> run.Partial:
     return recipe
 
 
-def _data(opts: RecipeOptions):
+def _data(opts: RecipeOptions, plan: ResumePlan):
+    """The data module for ``--data``; a resumed pre-training run keeps its checkpoint's data (``plan.train_samples``)."""
     sizes = dict(seq_length=opts.seq_length, global_batch_size=opts.global_batch_size, micro_batch_size=opts.micro_batch_size)
     if opts.data is None:
         return run.Config(llm.MockDataModule, **sizes)
     if opts.task == "finetune":
         root = dataset_root(opts.data, opts.run_dir)
         return run.Config(llm.FineTuningDataModule, dataset_root=str(root), **sizes)
-    return run.Config(llm.PreTrainingDataModule, paths=[str(opts.data)], **sizes)
+    data = run.Config(llm.PreTrainingDataModule, paths=[str(opts.data)], **sizes)
+    if plan.train_samples is not None:
+        data.num_train_samples = plan.train_samples
+    return data
 
 
 def _resume(opts: RecipeOptions, plan: ResumePlan, stock: run.Config) -> run.Config:
@@ -92,7 +99,7 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
         plan: the resume plan for ``opts.run_dir``; its target, if any, becomes a callback.
     """
     recipe = _stock_recipe(opts)
-    recipe.data = _data(opts)
+    recipe.data = _data(opts, plan)
 
     t = recipe.trainer
     t.max_steps = plan.request.max_steps if plan.cooldown else opts.max_steps  # a cooldown's end is the planner's
@@ -107,6 +114,8 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     c.weight_decay = opts.weight_decay
     c.adam_beta1, c.adam_beta2, c.adam_eps = opts.adam_beta1, opts.adam_beta2, opts.adam_eps
     c.clip_grad = opts.clip_grad
+    if opts.optim is not None:
+        apply_optim(c, opts.optim)
     # Every field explicit: the class defaults (min_lr=6e-5, warmup 750, constant 80000,
     # max_steps=10) are the traps in facts section 4. --schedule NAME / --lr-stages pick the module.
     # --lr-policy cooldown: its own module, from the plan (nemo_resume.schedules.cooldown).
@@ -133,7 +142,12 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     # The final checkpoint keeps its optimizer state, so the run can be extended later
     # (facts section 3: without it, resuming the end checkpoint fails with KeyError).
     ckpt.save_optim_on_train_end = True
+    if opts.lr_find is not None:  # --lr-find: the sweep's scheduler and LR, nothing saved
+        sweep_recipe(recipe, opts.lr_find)
 
+    # NeMo logs group 0's LR only (`lr`); Lightning's monitor logs every param group's at every step, into the
+    # same TensorBoard file, so `nemo-resume audit` compares each group with the plan.
+    t.callbacks = [*(t.callbacks or []), run.Config(LearningRateMonitor, logging_interval="step")]
     recipe.resume = _resume(opts, plan, recipe.resume)
     if plan.target is not None:
         t.callbacks = [*(t.callbacks or []), run.Config(
@@ -149,6 +163,16 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     if check is not None:
         t.callbacks = [*(t.callbacks or []), check]  # after ResumeScheduleCallback: it reads what that wrote
     return recipe
+
+
+def apply_optim(config: run.Config, optim: OptimName) -> None:
+    """Set ``--optim``'s megatron-core ``OptimizerConfig`` fields on NeMo-Run's config (``recipe.optim.config``).
+
+    NeMo's MegatronStrategy sets the DDP config's ``use_distributed_optimizer`` from the optimizer config's
+    (megatron_strategy.py:501-503), so ``sgd`` turning it off is enough.
+    """
+    for key, value in optim.config_fields.items():
+        setattr(config, key, value)
 
 
 def _planned_lr_check(plan: ResumePlan) -> run.Config | None:

@@ -1,7 +1,8 @@
 """The schedule flags, declared once: the planner, the check and the recipes all add them here.
 
 ``--lr --min-lr --max-steps --warmup-steps --constant-steps --lr-mult --schedule --lr-stages
---decay-steps --decay-type``, and their reading into a :class:`ScheduleRequest`.
+--decay-steps --decay-type``, and their reading into a :class:`ScheduleRequest`; ``--optim`` too (a Hugging Face
+optimizer name: it does not change the LR schedule, but every command accepts or refuses a name the same way).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
 from nemo_resume.schedules.lr_mult import lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import FLAG as STAGES_FLAG
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
+from nemo_resume.schedules.optim_names import optim_name
 from nemo_resume.schedules.request import STAGED, ScheduleRequest
 
 # Flags that describe the schedule itself (a --plan file carries its own).
@@ -91,6 +93,9 @@ def add_schedule_args(
                    "--lr-policy cooldown: the cooldown's length (the run ends at the resume step + D)")
     g.add_argument("--decay-type", help="warmup_stable_decay: linear or 1-sqrt; --lr-policy cooldown: linear "
                    "(default), cosine or 1-sqrt")
+    g.add_argument("--optim", type=optim_name, metavar="NAME", help="a Hugging Face optimizer name megatron-core "
+                   "runs (adamw_torch, sgd, ...; docs/optimizers.md); the schedule is the same whichever; "
+                   "default: the recipe's megatron-core adam")
     return g
 
 

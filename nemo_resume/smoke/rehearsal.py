@@ -14,7 +14,9 @@ What it changes, and only here (docs/smoke.md has the table):
 - precision: fp32 (no ``MegatronMixedPrecision`` plugin; bf16 kernels are a GPU matter);
 - the trainer: ``accelerator="cpu"``, ``devices`` CPU ranks on gloo, one node; the recipe's TP where it fits
   (:func:`rehearsal_tp`), PP = CP = 1;
-- the data: ``llm.MockDataModule`` with the rehearsal's batch sizes and a tiny vocabulary;
+- the data: ``llm.MockDataModule`` with the rehearsal's batch sizes and a tiny vocabulary, or, for a recipe on
+  a Megatron dataset (``PreTrainingDataModule``), that dataset with the rehearsal's batch and sequence sizes, and
+  a vocabulary that embeds its ids (:func:`data_vocab`);
 - validation: one batch at the recipe's interval (capped at ``max_steps``), so ``val_loss`` exists for
   the checkpoint file name and ``save_top_k`` as it does on the cluster;
 - fine-tuning: the base weights are a tiny model trained one step (:func:`base_weights_recipe`), not
@@ -24,10 +26,12 @@ What it changes, and only here (docs/smoke.md has the table):
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Tiny", "TINY", "base_weights_recipe", "cpu_rehearsal", "needs_base_weights", "rehearsal_tp"]
+__all__ = ["Tiny", "TINY", "base_weights_recipe", "cpu_rehearsal", "data_vocab", "is_pretraining_data",
+           "needs_base_weights", "rehearsal_gbs", "rehearsal_tp"]
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,23 @@ def rehearsal_tp(tp: int, devices: int, tiny: Tiny = TINY) -> int:
     return tp if tp >= 1 and devices % tp == 0 and tiny.splits(tp) else 1
 
 
+#: The largest global batch a rehearsal keeps from its recipe (a step stays well under a second).
+MAX_REHEARSAL_GBS = 8
+
+
+def rehearsal_gbs(gbs: int, dp: int, tiny: Tiny = TINY) -> int:
+    """The rehearsal's global batch: the recipe's when it is at most :data:`MAX_REHEARSAL_GBS` and ``dp`` ranks of
+    the tiny micro batch divide it (so a batch change can be rehearsed, data position and all), else tiny's."""
+    return gbs if gbs <= MAX_REHEARSAL_GBS and gbs % (dp * tiny.micro_batch_size) == 0 else tiny.global_batch_size
+
+
 def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None, tiny: Tiny = TINY) -> Any:
     """A copy of ``recipe`` (a ``run.Partial`` of ``llm.pretrain``/``llm.finetune``) that runs on CPU.
 
     Args:
         recipe: the recipe exactly as it would be launched.
-        devices: CPU ranks (TP x DP); ``global_batch_size`` stays the same for every size, so a rehearsal can
-            resume with another DP size as a cluster run would. The recipe's tensor-parallel size is kept when
+        devices: CPU ranks (TP x DP); the global batch (:func:`rehearsal_gbs`) does not follow them, so a
+            rehearsal can resume with another DP size as a cluster run would. The recipe's tensor-parallel size is kept when
             it fits (:func:`rehearsal_tp`), else 1; PP and CP are always 1.
         dist_opt: ``None`` keeps the recipe's ``use_distributed_optimizer``; ``True``/``False`` overrides it
             (optimizer and DDP config together, as megatron-core requires).
@@ -84,23 +98,32 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
     use_dist_opt = r.optim.config.use_distributed_optimizer if dist_opt is None else dist_opt
 
     m = r.model.config
+    real_data = is_pretraining_data(r.data)
+    vocab = data_vocab(r.data.paths, int(m.vocab_size), tiny) if real_data else tiny.vocab_size
     for key in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
-                "seq_length", "vocab_size"):
+                "seq_length"):
         setattr(m, key, getattr(tiny, key))
-    m.make_vocab_size_divisible_by = tiny.vocab_size // tp  # NeMo pads to this x TP: the vocabulary stays tiny's
+    m.vocab_size = vocab
+    m.make_vocab_size_divisible_by = tiny.vocab_size // tp  # NeMo pads to this x TP: the vocabulary stays as set
     m.bf16, m.fp16, m.params_dtype = False, False, torch.float32
     m.use_cpu_initialization = True
 
-    tokenizer = run.Config(NullTokenizer, vocab_size=tiny.vocab_size - 1)
-    max_steps = r.trainer.max_steps
-    samples = max_steps * tiny.global_batch_size
-    # MockDataModule's loaders carry no train/validation mode, so NeMo's sampler starts validation at the
-    # restored consumed-samples count too: the validation set is as long as the training set.
-    r.data = run.Config(
-        llm.MockDataModule, seq_length=tiny.seq_length, tokenizer=tokenizer,
-        micro_batch_size=tiny.micro_batch_size, global_batch_size=tiny.global_batch_size,
-        num_train_samples=samples, num_val_samples=samples, num_workers=0, pin_memory=False,
-    )
+    tokenizer = run.Config(NullTokenizer, vocab_size=vocab - 1)
+    gbs = rehearsal_gbs(int(r.data.global_batch_size), devices // tp, tiny)
+    sizes = dict(seq_length=tiny.seq_length, micro_batch_size=tiny.micro_batch_size, global_batch_size=gbs,
+                 num_workers=0, pin_memory=False)
+    if real_data:
+        # The user's Megatron dataset, as NeMo builds it (split, seed, num_train_samples, the index cache kept):
+        # its order and the data position are what a rehearsal of a data change must show.
+        for key, value in sizes.items():
+            setattr(r.data, key, value)
+        r.data.tokenizer = tokenizer
+    else:
+        samples = r.trainer.max_steps * gbs
+        # MockDataModule's loaders carry no train/validation mode, so NeMo's sampler starts validation at the
+        # restored consumed-samples count too: the validation set is as long as the training set.
+        r.data = run.Config(llm.MockDataModule, tokenizer=tokenizer, num_train_samples=samples,
+                            num_val_samples=samples, **sizes)
 
     c = r.optim.config
     c.bf16, c.fp16, c.params_dtype = False, False, torch.float32
@@ -112,7 +135,7 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
     t.num_sanity_val_steps = 0
     t.limit_val_batches = 1
     t.limit_test_batches = 0
-    t.val_check_interval = min(int(t.val_check_interval or max_steps), max_steps)
+    t.val_check_interval = min(int(t.val_check_interval or t.max_steps), t.max_steps)
     t.log_every_n_steps = 1
     t.enable_progress_bar = False
 
@@ -131,6 +154,40 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
         r.tokenizer = "data"
         r.resume.restore_config = None  # the caller points it at the tiny base (base_weights_recipe)
     return r
+
+
+def is_pretraining_data(data: Any) -> bool:
+    """``data`` configures NeMo's ``PreTrainingDataModule`` (a Megatron dataset on disk)."""
+    from nemo.collections import llm
+
+    return getattr(data, "__fn_or_cls__", None) is llm.PreTrainingDataModule
+
+
+#: The largest ``.bin`` files :func:`data_vocab` scans for their largest token id (a few seconds at most).
+SCAN_BIN_BYTES = 1 << 30
+
+
+def data_vocab(paths: Any, recipe_vocab: int, tiny: Tiny = TINY) -> int:
+    """The rehearsal's vocabulary on a real dataset: ids up to its largest, rounded up to the tiny vocabulary's
+    multiple, so a small dataset keeps the model tiny; the recipe's own when a ``.bin`` is too large to scan.
+
+    ``paths`` is ``PreTrainingDataModule(paths=...)``: prefixes, optionally weighted, or a dict of splits.
+    """
+    import numpy as np
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+    from megatron.core.datasets.utils import get_blend_from_list
+
+    lists = list(paths.values()) if isinstance(paths, dict) else [paths]
+    prefixes = {p for group in lists for p in get_blend_from_list(list(group))[0]}
+    largest = 0
+    for prefix in prefixes:
+        bin_path = prefix + ".bin"
+        if os.path.getsize(bin_path) > SCAN_BIN_BYTES:
+            return recipe_vocab
+        dtype = IndexedDataset(prefix, mmap=False).index.dtype
+        tokens = np.memmap(bin_path, dtype=dtype, mode="r")
+        largest = max(largest, int(tokens.max()) if tokens.size else 0)
+    return -(-(largest + 1) // tiny.vocab_size) * tiny.vocab_size
 
 
 def needs_base_weights(rehearsal: Any) -> bool:

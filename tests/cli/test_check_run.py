@@ -45,3 +45,20 @@ def test_a_plan_the_planner_refuses_fails_the_check_with_the_planners_reason(inc
     assert code == 1 and out["ok"] is False
     (safe,) = [c for c in out["checks"] if c["name"] == "plan_safe"]
     assert safe["ok"] is False and "the planner refuses this resume" in safe["reason"] and "differs" in safe["reason"]
+
+
+@pytest.mark.megatron
+def test_the_resumed_runs_layout_is_part_of_the_checks_verdict(megatron_incident_ckpt, capsys):
+    """`--tp 2` on a dp_reshardable distributed-optimizer checkpoint: the check fails as the plan refuses."""
+    argv = ["--run", str(megatron_incident_ckpt), "--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "60",
+            "--warmup-steps", "30", "--lr-policy", "smooth", "--json"]
+    assert check_main(argv) == 0
+    capsys.readouterr()
+    assert check_main([*argv, "--tp", "2"]) == 1
+    (safe,) = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "plan_safe"]
+    assert safe["ok"] is False and "--tp 1 -> 2" in safe["reason"] and "dp_reshardable" in safe["reason"]
+
+
+def test_a_layout_flag_without_run_is_bad_input(capsys):
+    assert check_main(["--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "60", "--tp", "2"]) == 2
+    assert "--tp apply with --run DIR only" in capsys.readouterr().err

@@ -24,7 +24,8 @@ def dist_opt(megatron_incident_ckpt):
 
 
 def _codes(layout, **new):
-    from nemo_resume.planning.compat import NewRun, compat_problems
+    from nemo_resume.planning.compat import compat_problems
+    from nemo_resume.planning.new_run import NewRun
 
     return {p.code: p for p in compat_problems(layout, NewRun(**new))}
 
@@ -68,18 +69,78 @@ def test_a_global_batch_change_says_what_the_data_and_tokens_become(dist_opt):
     assert "DATA_ORDER_CHANGED" not in _codes(dist_opt, global_batch_size=4, max_steps=60)  # MockDataModule: fixed size
 
 
+def _pretraining(layout, **recorded):
+    """A PreTrainingDataModule run (the class common.pt keys the data position by) of 60 steps at global batch 4,
+    saved at step 20 (80 samples consumed)."""
+    fields = dict(datamodule="PreTrainingDataModule", max_steps=60, global_batch_size=4, consumed_samples=80,
+                  global_step=20)
+    return replace(layout, **{**fields, **recorded})
+
+
 @pytest.mark.parametrize(("new", "fix"), [
-    (dict(max_steps=72), "keep max_steps x global batch at 240"),
-    (dict(global_batch_size=8), "keep max_steps x global batch at 240"),
-    (dict(max_steps=50), "num_train_samples=240"),
+    (dict(max_steps=72), "The resume reads 288 samples, more than the old run's dataset"),
+    (dict(global_batch_size=8), "The resume reads 480 samples"),
+    (dict(max_steps=50), "pass PreTrainingDataModule(num_train_samples=240)"),
 ], ids=["max_steps grows", "batch doubles", "max_steps shrinks"])
 def test_another_pretraining_dataset_size_warns_that_the_order_can_change(dist_opt, new, fix):
-    """A PreTrainingDataModule run (the class common.pt keys the data position by) of 60 steps at global batch 4."""
-    pretraining = replace(dist_opt, datamodule="PreTrainingDataModule", max_steps=60, global_batch_size=4)
-    p = _codes(pretraining, **new)["DATA_ORDER_CHANGED"]
-    assert p.severity == "warning" and "the run's was 60 x 4 = 240" in p.message and fix in p.message
-    assert "gpt_dataset.py:369-393" in p.message
-    assert "DATA_ORDER_CHANGED" not in _codes(pretraining, max_steps=120, global_batch_size=2)  # the same 240
+    p = _codes(_pretraining(dist_opt), **new)["DATA_ORDER_CHANGED"]
+    assert p.severity == "warning" and "the checkpoint's run to 240" in p.message and fix in p.message
+    assert "the recipes measure it from --data" in p.message  # no token count: the order may change
+
+
+def test_the_same_dataset_size_or_the_kept_one_keeps_the_order(dist_opt):
+    ck = _pretraining(dist_opt)
+    assert "DATA_ORDER_CHANGED" not in _codes(ck, max_steps=120, global_batch_size=2)  # the same 240
+    assert _codes(ck, max_steps=50, num_train_samples=240) == {}  # the recipes' fix
+    assert "DATA_ORDER_CHANGED" not in _codes(_pretraining(dist_opt, num_train_samples=300), max_steps=75)
+
+
+def test_with_the_datasets_tokens_only_another_epoch_layout_warns(dist_opt):
+    """240 samples of 32 tokens over 10000 tokens an epoch is one epoch; 288 too; 400 is two (the last apart)."""
+    ck = _pretraining(dist_opt, seq_length=32)
+    assert _codes(ck, max_steps=72, train_tokens=10_000) == {}
+    p = _codes(ck, max_steps=100, train_tokens=10_000)["DATA_ORDER_CHANGED"]
+    assert "10000 training tokens per epoch that is 1 epoch before and 2 epochs, the last shuffled apart now" in p.message
+
+
+@pytest.mark.parametrize(("new", "step", "where"), [
+    (dict(global_batch_size=2, max_steps=30), None, "no samples left to consume"),
+    (dict(global_batch_size=2, max_steps=100), 80, "the data runs out at step 80"),
+], ids=["at the start", "mid-run"])
+def test_a_smaller_batch_that_reads_past_the_dataset_is_an_error(dist_opt, new, step, where):
+    """80 samples consumed at step 20; global batch 2: NeMo builds max_steps x 2, too few for what the resume reads."""
+    p = _codes(_pretraining(dist_opt), **new)["DATA_EXHAUSTED"]
+    assert p.severity == "error" and p.step == step and where in p.message
+    needed = 80 + (new["max_steps"] - 20) * 2
+    assert f"Pass PreTrainingDataModule(num_train_samples={needed})" in p.message
+    assert "DATA_EXHAUSTED" not in _codes(_pretraining(dist_opt), **new, num_train_samples=needed)
+
+
+def test_nemos_sampler_fails_or_repeats_as_data_exhausted_says():
+    """What the DATA_EXHAUSTED message cites, on NeMo's own sampler: consumed samples at or past the dataset's end
+    fail at once; otherwise each new epoch reads again from the consumed samples."""
+    from nemo.lightning.data import MegatronPretrainingSampler
+
+    def sampler(consumed):
+        return MegatronPretrainingSampler(total_samples=30, consumed_samples=consumed, micro_batch_size=1,
+                                          data_parallel_rank=0, data_parallel_size=1, global_batch_size=2)
+
+    with pytest.raises(RuntimeError, match="no samples left to consume"):
+        sampler(30)
+    s = sampler(20)
+    assert list(s) == list(s) == [[i] for i in range(20, 30)]
+
+
+def test_the_planned_dataset_size_is_the_old_runs_or_what_the_resume_reads(dist_opt):
+    from nemo_resume.planning.compat import planned_train_samples
+    from nemo_resume.planning.new_run import NewRun
+
+    ck = _pretraining(dist_opt)
+    assert planned_train_samples(ck, NewRun(max_steps=50)) == 240  # shrinking: the old run's dataset
+    assert planned_train_samples(ck, NewRun(max_steps=72)) is None  # growing: NeMo's own 288
+    assert planned_train_samples(ck, NewRun(max_steps=100, global_batch_size=2)) == 240  # needs 240
+    assert planned_train_samples(ck, NewRun(max_steps=200, global_batch_size=2)) == 440  # needs 440 > 400
+    assert planned_train_samples(dist_opt, NewRun(max_steps=50)) is None  # MockDataModule
 
 
 def test_the_layout_names_the_datamodule_and_the_runs_max_steps(dist_opt):

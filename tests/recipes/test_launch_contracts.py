@@ -13,6 +13,7 @@ import pytest
 
 from nemo_resume.cli.recipe_cmd import run_script
 from nemo_resume.cli.startup_noise import KNOWN_NOISE
+from tests.support.megatron_data import write_indexed_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -86,9 +87,7 @@ def test_data_that_is_what_it_claims_is_accepted(tmp_path):
 
     jsonl = tmp_path / "cs.jsonl"
     jsonl.write_text('\n{"instruction": "q", "input": "", "output": "a"}\n')
-    prefix = tmp_path / "corpus_text_document"
-    for suffix in (".bin", ".idx"):
-        prefix.with_suffix(suffix).write_bytes(b"")
+    prefix = write_indexed_dataset(tmp_path / "corpus_text_document", docs=3)
     for task, data in (("finetune", jsonl), ("pretrain", prefix)):
         assert options_from_args(task, build_parser(task, "p").parse_args(["--data", str(data)])).data == data
 
@@ -143,3 +142,21 @@ def test_smoke_json_is_one_strict_document(tmp_path):
     doc = _strict_json(proc.stdout)
     assert doc["smoke"] == {"final_step": 20, "error": None}
     assert "smoke run: reached step 20" in proc.stderr
+
+
+def test_a_pretraining_index_without_megatrons_header_is_refused_in_one_line(tmp_path, capsys):
+    """Regression: an empty .idx passed the existence check, then megatron-core's reader raised in the plan."""
+    prefix = tmp_path / "corpus_text_document"
+    for suffix in (".bin", ".idx"):
+        prefix.with_suffix(suffix).write_bytes(b"")
+    assert f"--data {prefix}: {prefix}.idx is not a Megatron dataset index" in _refused(
+        "pretrain", tmp_path, capsys, "--data", str(prefix))
+
+
+@pytest.mark.nemo
+def test_the_index_header_is_megatron_cores():
+    from megatron.core.datasets.indexed_dataset import _INDEX_HEADER
+
+    from nemo_resume.recipes.data import MEGATRON_INDEX_HEADER
+
+    assert MEGATRON_INDEX_HEADER == _INDEX_HEADER

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.fuzz import CliCall, call_cli, run_cli_measured, tree_manifest
+from tests.support.hostile import PLAN_ARGS
 
 pytestmark = pytest.mark.nemo
 
-PLAN_ARGS = ["--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000", "--warmup-steps", "500"]
 INSPECT, PLAN = "nemo-resume inspect", "nemo-resume plan"
 
 

@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.fuzz import CliCall, Mutation, call_cli, mutations, tree_manifest
+from tests.support.hostile import PLAN_ARGS
 
 pytestmark = [pytest.mark.nemo, pytest.mark.fuzz]
 
 EXAMPLES = int(os.environ.get("NEMO_RESUME_FUZZ_EXAMPLES", "120"))
-PLAN_ARGS = ["--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000", "--warmup-steps", "500"]
 PROGS = {"inspect": "nemo-resume inspect", "plan": "nemo-resume plan"}
 
 

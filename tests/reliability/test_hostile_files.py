@@ -25,13 +25,13 @@ from tests.support.fuzz import (
     state_with,
     tree_manifest,
 )
+from tests.support.hostile import PLAN_ARGS
 
 pytestmark = pytest.mark.nemo
 
 MAX_SECONDS = 20.0  # generous for a loaded 2-core machine; a hang runs into the 60 s timeout instead
 MAX_RSS_MB = 120.0
 PACKAGE = Path(__file__).resolve().parents[2] / "nemo_resume"
-PLAN_ARGS = ["--lr", "1e-5", "--min-lr", "1e-6", "--max-steps", "1000", "--warmup-steps", "500"]
 
 
 def _refused_quickly(run_dir: Path, victim: Path, expect: str = "") -> None:

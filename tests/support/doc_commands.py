@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.megatron_data import write_indexed_dataset
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 #: The documents whose blocks run.
@@ -186,6 +188,8 @@ PLAN_ARGV = ("nemo-resume", "plan", "results/qwen25_pretrain", "--lr", "1e-5", "
              "--warmup-steps", "500", "-o", "plan.json")
 #: docs/recipes.md's ``--data data/cs_all_unbalanced.jsonl``: seed 004's instruction records.
 INSTRUCTION_JSONL = Path("data/cs_all_unbalanced.jsonl")
+#: docs/troubleshooting.md's ``--data data/tokens``: a Megatron pre-training dataset (``.bin`` + ``.idx``).
+MEGATRON_DATA = Path("data/tokens")
 #: A finished run on NeMo's Megatron path: the recipe's ``--smoke`` rehearsal (MegatronStrategy on CPU).
 MEGATRON_ARGV = ("recipes/qwen25_pretrain.py", "--smoke", "--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "5",
                  "--max-steps", "20", "--checkpoint-every", "10", "--json", "--dir")
@@ -195,6 +199,9 @@ MEGATRON_ARGV = ("recipes/qwen25_pretrain.py", "--smoke", "--lr", "1e-3", "--min
 INCIDENT_CKPT = Path("results/qwen25_pretrain/checkpoints/qwen25_pretrain--step=499.ckpt")
 FINISHED_CKPT = Path("results/run/checkpoints/run--step=200.ckpt")
 MEGATRON_CKPT = Path("megatron/checkpoints/model_name=0--val_loss=0.00-step=19-consumed_samples=40.0")
+#: The same Megatron run whole, as ``--dir smoke`` leaves it (docs/audit.md): its TensorBoard logs under
+#: ``smoke/tb_logs/``, the plan the script saved and its training_report.json.
+MEGATRON_RUN = Path("smoke/qwen25_pretrain")
 
 
 def doc_env(nemorun_home: Path) -> dict[str, str]:
@@ -248,6 +255,7 @@ def prepare_sandbox(root: Path) -> Sandbox:
         found = sorted(rehearsal.glob(f"*/*/checkpoints/{MEGATRON_CKPT.name}"))
         if len(found) != 1:
             raise RuntimeError(f"sandbox: the Megatron rehearsal left {found}, not one {MEGATRON_CKPT.name}")
+        shutil.copytree(rehearsal, root / MEGATRON_RUN.parent, symlinks=True)
         (root / MEGATRON_CKPT).parent.mkdir(parents=True)
         shutil.move(found[0], root / MEGATRON_CKPT)
 
@@ -259,6 +267,7 @@ def prepare_sandbox(root: Path) -> Sandbox:
     records = [{"instruction": f"Pick the answer to question {i}.", "input": "A) yes B) no" if i % 2 else "",
                 "output": "A" if i % 3 else "B"} for i in range(40)]
     data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    write_indexed_dataset(root / MEGATRON_DATA, docs=60)
     for name in REPO_LINKS:
         (root / name).unlink()
     return Sandbox(root, env)
