@@ -96,8 +96,7 @@ def _checked(args: argparse.Namespace) -> CheckResult:
 def main(argv: list[str] | None = None, prog: str = "nemo-resume check") -> int:
     def body() -> int:
         args = parse_args(build_parser(prog), argv)
-        stray = [f for f, v in (("--resume", args.resume), ("--lr-policy", args.lr_policy),
-                                *(("--" + d.replace("_", "-"), getattr(args, d)) for d in LAYOUT_FLAGS)) if v is not None]
+        stray = given_flags(args, ("resume", "lr_policy", *LAYOUT_FLAGS))
         if stray and not args.run:
             raise NemoResumeError(f"{' and '.join(stray)} apply with --run DIR only (a --plan file carries its own); "
                                   "add --run, or drop them")

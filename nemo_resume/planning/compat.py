@@ -118,7 +118,7 @@ def data_resume(ck: RunLayout, new: NewRun) -> DataResume | None:
     needed = None
     if ck.consumed_samples is not None and ck.global_step is not None and steps > ck.global_step:
         needed = ck.consumed_samples + (steps - ck.global_step) * gbs
-    return DataResume(old, natural, max(natural, new.num_train_samples or 0), needed)
+    return DataResume(old, natural, max(natural, new.num_train_samples or 0), needed, gbs)
 
 
 def planned_train_samples(ck: RunLayout, new: NewRun) -> int | None:
@@ -143,8 +143,7 @@ def _exhausted(d: DataResume, ck: RunLayout, new: NewRun) -> list[Problem]:
     if ck.consumed_samples >= d.built:
         return [Problem(DATA_EXHAUSTED, "error", f"{head}: NeMo's sampler fails before the first step with "
                         "'RuntimeError: no samples left to consume' (nemo/lightning/data.py:339-340). " + fix)]
-    gbs = new.global_batch_size or ck.global_batch_size or 1
-    step = ck.global_step + (d.built - ck.consumed_samples) // gbs
+    step = ck.global_step + (d.built - ck.consumed_samples) // d.gbs
     return [Problem(DATA_EXHAUSTED, "error", f"{head}: the data runs out at step {step}, Lightning starts another "
                     f"epoch on the same sampler, which reads again from sample {ck.consumed_samples} "
                     "(nemo/lightning/data.py:349-352): those samples repeat without an error. " + fix, step)]

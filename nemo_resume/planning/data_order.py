@@ -55,13 +55,14 @@ class DataResume:
 
     ``old``: the size the checkpoint's run built; ``natural``: ``max_steps x global batch`` of the resume, what
     NeMo builds without ``num_train_samples``; ``built``: what the resume builds (``num_train_samples`` when set);
-    ``needed``: the last sample the resume reads (consumed samples + the steps left x its global batch).
+    ``needed``: the last sample the resume reads (consumed samples + the steps left x its global batch ``gbs``).
     """
 
     old: int
     natural: int
     built: int
     needed: int | None
+    gbs: int
 
     @property
     def runs_out(self) -> bool:

@@ -11,7 +11,7 @@ from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
 from nemo_resume.planning.new_run import NewRun
 from nemo_resume.planning.policy import POLICIES
-from nemo_resume.schedules.flags import non_negative, positive_int
+from nemo_resume.schedules.flags import flag_name, non_negative, positive_int
 from nemo_resume.schedules.request import ScheduleRequest
 
 
@@ -64,7 +64,7 @@ LAYOUT_FLAGS = {
 def add_layout_args(group: Any) -> None:
     """The resumed run's layout, each optional: compared with the checkpoint's (docs/plan.md, "Layout")."""
     for dest, what in LAYOUT_FLAGS.items():
-        group.add_argument("--" + dest.replace("_", "-"), type=positive_int, metavar="N",
+        group.add_argument(flag_name(dest), type=positive_int, metavar="N",
                            help=f"the resumed run's {what} (default: the checkpoint's)")
 
 
