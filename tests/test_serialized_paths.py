@@ -26,18 +26,19 @@ EXPECTED = {
     "nemo_resume.schedules.staged.StagedLRScheduler",
     "nemo_resume.schedules.cooldown_scheduler.CooldownScheduler",
     "nemo_resume.schedules.param_match.ParamNameMatch",
+    "nemo_resume.schedules.param_groups.LrMultOptimizerModule",
     "nemo_resume.save_from_checkpoint.SaveFromStepCheckpoint",
     "nemo_resume.smoke.model.SmokeModel",
 }
 
 
-def _recipe_yaml(tmp_path) -> str:
+def _recipe_yaml(tmp_path, lr_mults=("--lr-mult", "*adapter*=0.5")) -> str:
     from nemo_resume.planning import plan_resume
     from nemo_resume.recipes.launch import to_yaml
     from nemo_resume.recipes.options import build_parser, options_from_args
     from nemo_resume.recipes.qwen25 import qwen25_recipe
 
-    argv = ["--peft", "lora", "--lr-stages", "75:1e-4,50:1e-5", "--lr-mult", "*adapter*=0.5",
+    argv = ["--peft", "lora", "--lr-stages", "75:1e-4,50:1e-5", *lr_mults,
             "--save-from-step", "75", "--checkpoint-every", "1", "--dir", str(tmp_path)]
     opts = options_from_args("finetune", build_parser("finetune", "test").parse_args(argv))
     plan = plan_resume(opts.run_dir, opts.request(), resume=opts.resume, policy=opts.lr_policy)
@@ -87,7 +88,9 @@ def _smoke_context_paths(tmp_path) -> set[str]:
 
 
 def test_every_class_path_in_a_recipe_and_a_smoke_checkpoint_resolves(tmp_path, finished_run):
-    named = set(_DOTTED.findall(_recipe_yaml(tmp_path / "recipe") + _cooldown_recipe_yaml(finished_run)))
+    several = ("--lr-mult", "*linear_qkv.adapter*=5", "--layer-lr-decay", "0.9")
+    yamls = _recipe_yaml(tmp_path / "recipe") + _recipe_yaml(tmp_path / "several", several)
+    named = set(_DOTTED.findall(yamls + _cooldown_recipe_yaml(finished_run)))
     named |= {ref for ref in _smoke_context_paths(tmp_path / "smoke") if ref.startswith("nemo_resume.")}
     assert EXPECTED <= named, f"not named any more: {sorted(EXPECTED - named)}"
     unresolved = sorted(p for p in named if pydoc.locate(p) is None)

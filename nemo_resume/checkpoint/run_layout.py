@@ -24,6 +24,7 @@ Where each value comes from (NeMo 2.7.3, megatron-core 0.15.3):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,8 @@ class RunLayout:
     lr_mult: float | None = None  # MegatronOptimizerModule(lr_mult=...) as serialized
     scale_lr_cond: str | None = None  # the class of its scale_lr_cond
     lr_mult_patterns: tuple[str, ...] = ()  # nemo_resume's ParamNameMatch(patterns)
+    lr_mult_rules: tuple[str, ...] = ()  # nemo_resume's LrMultOptimizerModule(lr_mults=["PATTERN=MULT", ...])
+    layer_lr_decay: float | None = None  # LrMultOptimizerModule(layer_lr_decay=...)
     peft: str | None = None  # "lora", "dora": the model_transform's class
     peft_base: str | None = None  # adapter_metadata.json's model_ckpt_path
     precision: str | None = None
@@ -97,7 +100,7 @@ class RunLayout:
 
     @property
     def lr_mults(self) -> frozenset[float]:
-        """The ``lr_mult`` values the param groups carry (megatron-core: 1.0 and the one ``lr_mult``)."""
+        """The ``lr_mult`` values the param groups carry (1.0 and the multipliers ``--lr-mult``/``--layer-lr-decay`` gave)."""
         return frozenset(lr for lr, _ in self.group_keys)
 
     def to_json(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class RunLayout:
             "lightning_version": self.lightning_version,
             "group_keys": [{"lr_mult": lr, "wd_mult": wd} for lr, wd in self.group_keys],
             "lr_mult": self.lr_mult, "scale_lr_cond": self.scale_lr_cond, "lr_mult_patterns": list(self.lr_mult_patterns),
+            "lr_mult_rules": list(self.lr_mult_rules), "layer_lr_decay": self.layer_lr_decay,
             "peft": self.peft, "peft_base": self.peft_base, "precision": self.precision,
         }
 
@@ -165,9 +169,11 @@ def _precision(leaves: dict[str, Any]) -> str | None:
     return "bf16" if bf16 else "fp16" if fp16 else "fp32"
 
 
-def _patterns(leaves: dict[str, Any]) -> tuple[str, ...]:
-    prefix = _LR_COND + ".patterns["
-    found = sorted((p, v) for p, v in leaves.items() if prefix in p and isinstance(v, str))
+def _strings(leaves: dict[str, Any], suffix: str) -> tuple[str, ...]:
+    """A saved list of strings (paths ending ``SUFFIX[0]``, ``SUFFIX[1]``, ...) in its own order, at most
+    :data:`_MAX_PATTERNS`."""
+    item = re.compile(re.escape(suffix) + r"\[(\d{1,9})\]$")
+    found = sorted((int(m.group(1)), v) for p, v in leaves.items() if (m := item.search(p)) and isinstance(v, str))
     return tuple(v for _, v in found[:_MAX_PATTERNS])
 
 
@@ -202,6 +208,7 @@ def read_run_layout(
     peft_class = find_leaf(classes, (_PEFT,), str)
     base = adapter_metadata.get("model_ckpt_path") if isinstance(adapter_metadata, dict) else None
     lr_mult = find_leaf(leaves, (".model.optim.lr_mult",), (int, float))
+    decay = find_leaf(leaves, (".model.optim.layer_lr_decay",), (int, float))
     return RunLayout(
         tp=size("tensor_model_parallel_size", _STRATEGY, _MODEL),
         pp=size("pipeline_model_parallel_size", _STRATEGY, _MODEL),
@@ -229,7 +236,9 @@ def read_run_layout(
         group_keys=_group_keys(group_mults),
         lr_mult=float(lr_mult) if lr_mult is not None else None,
         scale_lr_cond=find_leaf(classes, (_LR_COND,), str),
-        lr_mult_patterns=_patterns(leaves),
+        lr_mult_patterns=_strings(leaves, _LR_COND + ".patterns"),
+        lr_mult_rules=_strings(leaves, ".model.optim.lr_mults"),
+        layer_lr_decay=float(decay) if decay is not None else None,
         peft=peft_class.rsplit(".", 1)[-1].lower() if peft_class else None,
         peft_base=_str(base),
         precision=_precision(leaves),

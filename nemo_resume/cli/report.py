@@ -103,6 +103,9 @@ def _layout_lines(r: RunLayout) -> list[str]:
     if r.lr_mult is not None:
         on = f" on {', '.join(r.lr_mult_patterns)}" if r.lr_mult_patterns else ""
         lines.append(f"lr_mult: {r.lr_mult:g}{on}" + (f" ({r.scale_lr_cond})" if r.scale_lr_cond else ""))
+    if r.lr_mult_rules or r.layer_lr_decay is not None:
+        decay = [f"layer-wise decay {r.layer_lr_decay:g}"] if r.layer_lr_decay is not None else []
+        lines.append("lr multipliers: " + ", ".join([*r.lr_mult_rules, *decay]) + " (LrMultOptimizerModule)")
     if r.peft is not None or r.peft_base is not None:
         lines.append(f"PEFT: {r.peft or 'yes'}" + (f", base {r.peft_base}" if r.peft_base else ""))
     rest = _known([("precision", r.precision), ("Lightning", r.lightning_version)])

@@ -25,6 +25,7 @@ from nemo_resume.inspection.problems import (
 )
 from nemo_resume.planning.data_order import PRETRAINING_DATAMODULE, DataResume, gpt_epochs, kept_size
 from nemo_resume.planning.new_run import NewRun
+from nemo_resume.schedules.lr_mult import DECAY_FLAG, FLAG
 
 _DO = "megatron/core/optimizer/distrib_optimizer.py"
 #: Distributed-optimizer formats whose state is keyed by the model-parallel (TP x PP) rank and laid out in that
@@ -74,12 +75,19 @@ def _groups(ck: RunLayout, new: NewRun) -> list[Problem]:
              "megatron/core/optimizer/optimizer.py:395-424 (_filter_and_reorder_param_groups, a ValueError)")
     keys = ", ".join(f"({lr:g}, {wd:g})" for lr, wd in ck.group_keys)
     said = ", ".join(f"{m:g}" for m in wanted) or "none"
-    flag = " ".join(f"--lr-mult 'PATTERN={m:g}'" for m in saved) or "no --lr-mult"
+    flag = _saved_mult_flags(ck) or " ".join(f"--lr-mult 'PATTERN={m:g}'" for m in saved) or "no --lr-mult"
     return [Problem(PARAM_GROUPS_CHANGED, "error",
                     f"the checkpoint's param groups are keyed (lr_mult, wd_mult) {keys}; this run's lr multiplier is {said}, "
                     "so its groups have other keys. megatron-core pairs saved and current groups by that key "
                     f"(optimizer.py:95 param_group_identifier_keys), and the optimizer load fails at {where}. "
                     f"Resume with {flag} (the checkpoint's), or --restart-from-weights (a fresh optimizer)")]
+
+
+def _saved_mult_flags(ck: RunLayout) -> str:
+    """The ``--lr-mult``/``--layer-lr-decay`` flags that rebuild the checkpoint's groups, where its io.json names them."""
+    rules = ck.lr_mult_rules or tuple(f"{p}={ck.lr_mult:g}" for p in ck.lr_mult_patterns if ck.lr_mult is not None)
+    decay = (f"{DECAY_FLAG} {ck.layer_lr_decay:g}",) if ck.layer_lr_decay is not None else ()
+    return " ".join((*(f"{FLAG} '{r}'" for r in rules), *decay))
 
 
 def _batch(ck: RunLayout, new: NewRun) -> list[Problem]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class NewRun:
     """The resumed run's layout; None where it is the checkpoint's (or unknown).
 
-    ``devices`` is per node. ``lr_mults``: the multipliers the run gives param groups (NeMo's one ``lr_mult``;
+    ``devices`` is per node. ``lr_mults``: the multipliers other than 1.0 the run gives param groups (each distinct one;
     () none), None when unknown. ``max_steps``: the new horizon. ``datamodule``: its data module's class name.
     ``train_tokens``: the tokens in one epoch of its pre-training dataset's training split (measured from the
     data; None: not measured). ``num_train_samples``: ``PreTrainingDataModule(num_train_samples=...)``.

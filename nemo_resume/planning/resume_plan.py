@@ -93,11 +93,17 @@ class ResumePlan:
         """The requested schedule as NeMo builds it for this run's optimizer, before any restore.
 
         On a resume it has one base LR per param group of the checkpoint (megatron-core splits
-        groups by weight decay too), so the check builds a scheduler shaped like the real one.
+        groups by weight decay too), so the check builds a scheduler shaped like the real one. Where the request's
+        groups do not pair with the checkpoint's (a plan refused with the groups changed: megatron-core's optimizer
+        load fails), it has the checkpoint's base LRs, which the scheduler's restore writes over the built ones anyway.
         """
         state = self.request.cosine_state()
         groups = self.saved.base_lrs if self.saved is not None else (self.restored or {}).get("base_lrs")
-        group_lrs = self.request.group_lrs_for(groups) if groups else None
+        if not groups:
+            return state
+        group_lrs = self.request.group_lrs_for(groups)
+        if group_lrs is None and len(groups) != len(state.base_lrs):
+            group_lrs = tuple(groups)
         return replace(state, base_lrs=group_lrs) if group_lrs is not None else state
 
     @property

@@ -17,13 +17,13 @@ from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError, OneLineParser
 from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
 from nemo_resume.recipes.data import check_data
-from nemo_resume.recipes.param_names import check_lr_mult_patterns
+from nemo_resume.recipes.param_names import check_lr_mult_patterns, group_mults
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.recipes.slurm import SlurmOptions, job_paths, packaging_note
 from nemo_resume.schedules.cooldown import POLICY as COOLDOWN
 from nemo_resume.schedules.flags import add_schedule_args, given_flags, non_negative, positive_int
 from nemo_resume.schedules.hf_names import constant_steps_note
-from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
+from nemo_resume.schedules.lr_mult import DECAY_FLAG, LrMultPlan, LrMultRule, lr_mult_plan, parse_lr_mult
 from nemo_resume.schedules.lr_stages import Stage, parse_stages, total_steps
 from nemo_resume.schedules.lr_sweep import DEFAULT_MAX_LR, DEFAULT_MIN_LR, DEFAULT_STEPS, LrSweep
 from nemo_resume.schedules.optim_names import OptimName
@@ -121,6 +121,7 @@ class RecipeOptions:
     decay_steps: int | None = None
     decay_type: str | None = None
     lr_mult_rules: tuple[LrMultRule, ...] = ()
+    layer_lr_decay: float | None = None
     save_from_step: int | None = None
     max_jump: float = MAX_LR_JUMP
     smoke_devices: int = 1
@@ -134,8 +135,14 @@ class RecipeOptions:
 
     @property
     def lr_mult(self) -> LrMultPlan | None:
-        """The one ``scale_lr_cond``/``lr_mult`` pair for ``MegatronOptimizerModule`` (None: no --lr-mult)."""
-        return lr_mult_plan(self.lr_mult_rules)
+        """Each parameter's LR multiplier, from ``--lr-mult`` and ``--layer-lr-decay`` (None: neither given)."""
+        return lr_mult_plan(self.lr_mult_rules, self.layer_lr_decay)
+
+    @property
+    def group_mults(self) -> tuple[float, ...]:
+        """The multipliers other than 1.0 the run's param groups get, as megatron-core will group them."""
+        plan = self.lr_mult
+        return group_mults(plan, self.size, self.peft, self.pp) if plan else ()
 
     def request(self, checked: bool = True) -> ScheduleRequest:
         """The schedule; validated unless ``checked=False`` (then only the pre-launch check judges it).
@@ -143,10 +150,9 @@ class RecipeOptions:
         Raises:
             NemoResumeError: naming the value to change.
         """
-        plan = self.lr_mult
         return ScheduleRequest(
-            self.lr, self.min_lr, self.max_steps, self.warmup_steps, self.constant_steps,
-            (plan.mult,) if plan else (), checked=checked, schedule=self.schedule, stages=self.stages,
+            self.lr, self.min_lr, self.max_steps, self.warmup_steps, self.constant_steps, self.group_mults,
+            checked=checked, schedule=self.schedule, stages=self.stages,
             decay_steps=self.decay_steps, decay_type=self.decay_type,
         )
 
@@ -200,6 +206,9 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
             "lr_mult": "the recipes take PATTERN=MULT only",
         },
     )
+    g.add_argument(DECAY_FLAG, type=float, metavar="FACTOR", help="layer-wise LR decay (seed 001): layer i of L "
+                   "trains at lr x FACTOR^(L - 1 - i), the embedding at lr x FACTOR^L, the output layer at lr; "
+                   "a parameter an --lr-mult rule matches takes the rule's MULT")
     g.add_argument("--warmup-ratio", type=float, help="warmup as a fraction of --max-steps (instead of --warmup-steps)")
     for flag in ("weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "clip_grad"):
         g.add_argument("--" + flag.replace("_", "-"), type=_beta if flag.startswith("adam_beta") else non_negative,
@@ -295,8 +304,9 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         log_dir, data, resume = job.dir, job.data, job.resume
         notes.extend((*job.notes, packaging_note(log_dir, args.name)))
     rules = tuple(parse_lr_mult(v) for v in args.lr_mult)
-    lr_mult_plan(rules)  # one multiplier, or a refusal saying why NeMo takes one
-    check_lr_mult_patterns(rules, task, args.size, peft, args.pp)  # a pattern matching nothing: refused
+    mult_plan = lr_mult_plan(rules, args.layer_lr_decay)
+    if mult_plan:  # a rule scaling nothing: refused
+        check_lr_mult_patterns(mult_plan, task, args.size, peft, args.pp)
     if args.save_from_step is not None:
         if args.save_from_step < 0:
             raise NemoResumeError(f"--save-from-step {args.save_from_step} must be a whole number >= 0")
@@ -313,7 +323,8 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         adam_eps=args.adam_eps, clip_grad=args.clip_grad, resume=resume, lr_policy=args.lr_policy,
         executor=args.executor, slurm=slurm, notes=tuple(notes),
         schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
-        decay_type=args.decay_type, lr_mult_rules=rules, save_from_step=args.save_from_step, max_jump=args.max_jump,
+        decay_type=args.decay_type, lr_mult_rules=mult_plan.rules if mult_plan else (),
+        layer_lr_decay=args.layer_lr_decay, save_from_step=args.save_from_step, max_jump=args.max_jump,
         smoke_devices=args.smoke_devices, optim=args.optim,
     )
     check_layout(opts)

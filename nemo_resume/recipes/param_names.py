@@ -19,11 +19,10 @@ freezes the whole model first); ``tests/recipes/test_param_names.py`` holds the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
 from nemo_resume.errors import NemoResumeError
-from nemo_resume.schedules.lr_mult import FLAG, LrMultRule
+from nemo_resume.schedules.lr_mult import DECAY_FLAG, FLAG, LrMultPlan, ParamPlace
 
 PREFIX = "module.module."  # megatron DDP around Float16Module (bf16-mixed), as _get_param_groups sees them
 
@@ -58,28 +57,55 @@ _SUGGEST = {"lora": ("*adapter*", "LoRA adapters"), "dora": ("*adapter*", "DoRA 
             "none": ("*linear_fc2*", "model's weights")}
 
 
+def trainable_places(size: str, peft: str, pp: int = 1) -> tuple[ParamPlace, ...]:
+    """Every parameter ``_get_param_groups`` sees in a run of ``size`` with ``peft`` (``none``: all weights): its name as
+    its pipeline stage has it (layers numbered from 0 in each stage), its global layer number, its embedding flag."""
+    num_layers = NUM_LAYERS[size]
+    per_stage = num_layers // pp if pp > 1 and num_layers % pp == 0 else num_layers
+    places: list[ParamPlace] = []
+    if peft == "none":
+        places += [ParamPlace(f"{PREFIX}embedding.word_embeddings.weight", embedding=True),
+                   ParamPlace(f"{PREFIX}decoder.final_layernorm.weight")]
+        if size not in TIED_EMBEDDINGS or pp > 1:  # with stages, the last one holds its own (tied) copy
+            places.append(ParamPlace(f"{PREFIX}output_layer.weight", embedding=size in TIED_EMBEDDINGS))
+    params = LAYER_PARAMS if peft == "none" else tuple(f"{_TARGET_PATHS[t]}.{p}" for t in PEFT_TARGETS
+                                                        for p in ADAPTER_PARAMS[peft])
+    for layer in range(1, num_layers + 1):
+        local = (layer - 1) % per_stage
+        places += [ParamPlace(f"{PREFIX}decoder.layers.{local}.{p}", layer) for p in params]
+    return tuple(places)
+
+
 def trainable_names(size: str, peft: str, pp: int = 1) -> tuple[str, ...]:
-    """Every name ``scale_lr_cond`` may be called with in a run of ``size`` with ``peft`` (``none``: all weights)."""
-    layers = range(NUM_LAYERS[size])
-    if peft != "none":
-        return tuple(f"{PREFIX}decoder.layers.{i}.{_TARGET_PATHS[t]}.{p}"
-                     for i in layers for t in PEFT_TARGETS for p in ADAPTER_PARAMS[peft])
-    model = ["embedding.word_embeddings.weight", "decoder.final_layernorm.weight"]
-    if size not in TIED_EMBEDDINGS or pp > 1:  # with stages, the last one holds its own copy
-        model.append("output_layer.weight")
-    return tuple(f"{PREFIX}{n}" for n in (*model, *(f"decoder.layers.{i}.{p}" for i in layers for p in LAYER_PARAMS)))
+    """Every name ``scale_lr_cond`` may be called with in a run of ``size`` with ``peft``, once each."""
+    return tuple(dict.fromkeys(p.name for p in trainable_places(size, peft, pp)))
 
 
-def check_lr_mult_patterns(rules: Sequence[LrMultRule], task: str, size: str, peft: str, pp: int) -> None:
-    """Refuse a ``--lr-mult`` pattern that no trainable parameter of this run matches: it would scale nothing.
+def group_mults(plan: LrMultPlan, size: str, peft: str, pp: int = 1) -> tuple[float, ...]:
+    """The multipliers other than 1.0 the run's param groups get (the schedule request's ``lr_mults``)."""
+    return plan.mults(trainable_places(size, peft, pp), NUM_LAYERS[size])
+
+
+def check_lr_mult_patterns(plan: LrMultPlan, task: str, size: str, peft: str, pp: int) -> None:
+    """Refuse a ``--lr-mult`` rule that would scale nothing: no trainable parameter of this run matches it, or every
+    one it matches is taken by an earlier rule (the first a name matches wins); and a ``--layer-lr-decay`` that the
+    rules leave no parameter to.
 
     Raises:
-        NemoResumeError: naming the pattern, a real name and a pattern that matches.
+        NemoResumeError: naming the pattern, a real name and a pattern that matches (or the rule that shadows it).
     """
     names = trainable_names(size, peft, pp)
     run = f"--size {size} --peft {peft}" if task == "finetune" else f"--size {size} pre-training"
-    for rule in rules:
-        if any(fnmatchcase(n, rule.pattern) for n in names):
+    for k, rule in enumerate(plan.rules):
+        matched = [n for n in names if fnmatchcase(n, rule.pattern)]
+        if matched:
+            earlier = plan.rules[:k]
+            if all(any(fnmatchcase(n, e.pattern) for e in earlier) for n in matched):
+                first = next(e for e in earlier if fnmatchcase(matched[0], e.pattern))
+                raise NemoResumeError(
+                    f"{FLAG} '{rule.spec}': every parameter it matches ({matched[0]}, ...) is matched by the earlier "
+                    f"{FLAG} '{first.spec}', and the first rule a name matches wins; put the narrower pattern first"
+                )
             continue
         suggest, what = _SUGGEST[peft]
         anchored = "*" + rule.pattern.lstrip("*")  # e.g. module.decoder.* written without megatron's wrappers
@@ -90,3 +116,6 @@ def check_lr_mult_patterns(rules: Sequence[LrMultRule], task: str, size: str, pe
             f"{FLAG} '{rule.spec}': matches no parameter a {run} run trains, so it would change nothing (the "
             f"{what} are named like {example}); use e.g. {FLAG} '{suggest}={rule.mult:g}'"
         )
+    if plan.layer_decay is not None and all(any(fnmatchcase(n, r.pattern) for r in plan.rules) for n in names):
+        raise NemoResumeError(f"{DECAY_FLAG} {plan.layer_decay:g}: every parameter a {run} run trains is matched by an "
+                              f"{FLAG} rule, which wins over the decay, so it would change nothing; narrow the rules")

@@ -33,6 +33,7 @@ from nemo_resume.recipes.options import (
 from nemo_resume.save_from_checkpoint import SaveFromStepCheckpoint
 from nemo_resume.schedules.cooldown import cooldown_module
 from nemo_resume.schedules.optim_names import OptimName
+from nemo_resume.schedules.param_groups import LrMultOptimizerModule
 from nemo_resume.schedules.param_match import ParamNameMatch
 from nemo_resume.schedules.scheduler_module import scheduler_module
 
@@ -122,10 +123,14 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     module = cooldown_module(plan.cooldown) if plan.cooldown else scheduler_module(opts.request(checked=False))
     recipe.optim.lr_scheduler = module.run_config()
     mult = opts.lr_mult
-    if mult is not None:
-        # MegatronOptimizerModule's one scale_lr_cond/lr_mult pair (nemo_resume.schedules.lr_mult).
+    if mult is not None and mult.stock:
+        # One multiplier: MegatronOptimizerModule's own scale_lr_cond/lr_mult pair (nemo_resume.schedules.lr_mult).
         recipe.optim.scale_lr_cond = run.Config(ParamNameMatch, patterns=list(mult.patterns))
         recipe.optim.lr_mult = mult.mult
+    elif mult is not None:
+        # Several, or a layer-wise decay: the module that groups by each parameter's multiplier.
+        fdl.update_callable(recipe.optim, LrMultOptimizerModule)
+        recipe.optim.lr_mults, recipe.optim.layer_lr_decay = list(mult.specs), mult.layer_decay
 
     ckpt = recipe.log.ckpt
     if opts.save_from_step is not None:

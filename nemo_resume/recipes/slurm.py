@@ -1,7 +1,7 @@
 """``--executor slurm``: NeMo-Run's SlurmExecutor, with this nemo_resume shipped inside the job.
 
 The job runs in a stock NeMo container where nemo_resume is not installed, yet its config names
-nemo_resume classes (the resume callback, SaveFromStepCheckpoint, ParamNameMatch, the staged
+nemo_resume classes (the resume callback, SaveFromStepCheckpoint, ParamNameMatch, LrMultOptimizerModule, the staged
 scheduler). NeMo-Run's PatternPackager copies the package this process imports (an editable
 install or a wheel alike) into the job folder's ``code/``; srun mounts the job folder at
 ``/nemo_run`` and starts the job in ``/nemo_run/code``, which ``python -m

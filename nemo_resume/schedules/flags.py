@@ -81,7 +81,7 @@ def add_schedule_args(
                               "NeMo's class default is 80000)"))
     g.add_argument("--lr-mult", action="append", default=[], metavar="[PATTERN=]MULT",
                    help=helps("lr_mult", "PATTERN=MULT: parameters whose name matches the glob train at lr * MULT "
-                              "(repeat for more patterns; NeMo takes one MULT); a bare MULT adds a param group at "
+                              "(repeat; the first pattern a name matches wins); a bare MULT adds a param group at "
                               "lr * MULT (the check only)"))
     g.add_argument("--schedule", default="cosine",
                    help=helps("schedule", "a Hugging Face scheduler name NeMo can run (docs/schedules.md; "
@@ -107,7 +107,8 @@ def given_flags(args: argparse.Namespace, names: tuple[str, ...] = SCHEDULE_FLAG
 
 
 def lr_mults(values: list[str] | None) -> tuple[float, ...]:
-    """``--lr-mult`` values: a bare MULT is one group each; PATTERN=MULT ones share NeMo's one ``lr_mult``.
+    """``--lr-mult`` values: a bare MULT is one group each, a PATTERN=MULT one group per distinct MULT (which
+    parameters a pattern takes is the recipe's to know: ``nemo_resume.recipes.param_names``).
 
     Raises:
         NemoResumeError: a value that is neither, or patterns with different multipliers.
@@ -122,7 +123,7 @@ def lr_mults(values: list[str] | None) -> tuple[float, ...]:
         except ValueError:
             raise NemoResumeError(f"--lr-mult {v}: give MULT (a number) or PATTERN=MULT") from None
     plan = lr_mult_plan(rules)
-    return (*floats, *((plan.mult,) if plan else ()))
+    return tuple(dict.fromkeys((*floats, *(r.mult for r in plan.rules)))) if plan else tuple(floats)
 
 
 def request_from_args(args: argparse.Namespace, *, checked: bool = True) -> ScheduleRequest:

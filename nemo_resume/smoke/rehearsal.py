@@ -10,7 +10,8 @@ resume plan's callback among them), and the ``MegatronStrategy`` with its checkp
 What it changes, and only here (docs/smoke.md has the table):
 
 - the model: the recipe's own Qwen2 config class (so the family's architecture: GQA, QKV bias, RMSNorm,
-  SwiGLU, RoPE, tied or untied embeddings as the size has them) with tiny dimensions, fp32;
+  SwiGLU, RoPE, tied or untied embeddings as the size has them) with tiny dimensions, fp32 (the recipe's layer
+  count is kept with ``--layer-lr-decay``, whose param groups follow it);
 - precision: fp32 (no ``MegatronMixedPrecision`` plugin; bf16 kernels are a GPU matter);
 - the trainer: ``accelerator="cpu"``, ``devices`` CPU ranks on gloo, one node; the recipe's TP where it fits
   (:func:`rehearsal_tp`), PP = CP = 1;
@@ -100,9 +101,12 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
     m = r.model.config
     real_data = is_pretraining_data(r.data)
     vocab = data_vocab(r.data.paths, int(m.vocab_size), tiny) if real_data else tiny.vocab_size
+    # A layer-wise LR decay gives every layer its own LR: the rehearsal keeps the recipe's layers to have its groups.
+    keep_layers = getattr(r.optim, "layer_lr_decay", None) is not None
     for key in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
                 "seq_length"):
-        setattr(m, key, getattr(tiny, key))
+        if not (key == "num_layers" and keep_layers):
+            setattr(m, key, getattr(tiny, key))
     m.vocab_size = vocab
     m.make_vocab_size_divisible_by = tiny.vocab_size // tp  # NeMo pads to this x TP: the vocabulary stays as set
     m.bf16, m.fp16, m.params_dtype = False, False, torch.float32

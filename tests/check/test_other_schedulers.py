@@ -79,7 +79,7 @@ def test_every_group_of_a_floored_schedule_is_checked_against_min_lr(capsys):
             "--schedule cosine_with_restarts: NeMo 2.7.3 has no cosine-with-restarts",
         ),
         (["--schedule", "staged"], "--schedule staged needs --lr-stages"),
-        (["--lr-mult", "*a*=0.5", "--lr-mult", "*b*=2"], "NeMo's MegatronOptimizerModule takes one scale_lr_cond"),
+        (["--lr-mult", "*a*=0.5", "--lr-mult", "*a*=2"], "--lr-mult '*a*=0.5' --lr-mult '*a*=2': one pattern with two"),
         (["--lr-mult", "half"], "--lr-mult half: give MULT (a number) or PATTERN=MULT"),
     ],
 )

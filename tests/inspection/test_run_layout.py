@@ -50,3 +50,13 @@ def test_inspect_reports_it_in_json_and_in_the_table(megatron_incident_ckpt):
     assert "parallel: TP 1, PP 1, CP 1, EP 1, DP 1 (devices 1 x nodes 1)" in out
     assert "data: global batch 2 (derived from consumed_samples/global_step), seq_length 32, consumed samples 40" in out
     assert "optimizer: adam, distributed, state format dp_reshardable; group keys (lr_mult, wd_mult) (1, 0) (1, 1)" in out
+
+
+def test_saved_lists_keep_their_own_order_past_ten_items():
+    """Regression: the patterns were sorted by path text, so ``[10]`` came before ``[2]``; for the rules of
+    LrMultOptimizerModule the order is the meaning (the first rule a name matches wins)."""
+    from nemo_resume.checkpoint.run_layout import _strings
+
+    leaves = {f"<root>.model.optim.lr_mults[{i}]": f"*p{i}*=2" for i in range(12)}
+    leaves["<root>.model.optim.lr_mults_other[0]"] = "*x*=3"  # another list whose name starts the same
+    assert _strings(leaves, ".model.optim.lr_mults") == tuple(f"*p{i}*=2" for i in range(12))

@@ -201,3 +201,20 @@ def test_full_training_catalogue_is_every_real_name_in_both_layer_specs(real_nam
 
 if __name__ == "__main__":
     print("RESULT " + json.dumps(_real_trainable_names()))
+
+
+def test_with_pipeline_stages_names_are_the_stages_own_and_layers_global():
+    """Each stage numbers its layers from 0 (the name a pattern sees); the decay follows the global layer."""
+    from nemo_resume.recipes.param_names import group_mults, trainable_places
+    from nemo_resume.schedules.lr_mult import LrMultPlan, LrMultRule
+
+    places = trainable_places("0.5b", "none", pp=2)
+    first = {p.layer for p in places if ".decoder.layers.0." in p.name}
+    assert first == {1, 13} and {p.layer for p in places if p.layer} == set(range(1, 25))
+    (out,) = [p for p in trainable_places("3b", "none", pp=2) if "output_layer" in p.name]
+    assert out.embedding  # tied: the last stage's copy of the embedding takes the embedding's multiplier
+    decay = LrMultPlan((), 0.9)
+    assert group_mults(decay, "0.5b", "none", pp=2) == group_mults(decay, "0.5b", "none") == tuple(
+        0.9**k for k in range(1, 25))
+    first_layers = LrMultPlan((LrMultRule("*decoder.layers.0.*", 0.5),))
+    assert group_mults(first_layers, "0.5b", "none", pp=2) == (0.5,)

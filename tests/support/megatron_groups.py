@@ -7,10 +7,12 @@ Prints one JSON object: every trainable parameter name, each param group's lr an
 the scheduler's LRs per group at a few steps.
 
     python tests/support/megatron_groups.py '{"patterns": ["*linear_fc2*"], "lr_mult": 0.5, "stages": "3:1e-3,2:1e-4"}'
+    python tests/support/megatron_groups.py '{"rules": ["*output_layer*=5", "*linear_fc1*=0.5"], "layer_lr_decay": 0.9, "stages": "6:1e-3"}'
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -31,6 +33,8 @@ def main(spec: dict) -> dict:
     from megatron.core.optimizer import OptimizerConfig
     from nemo.lightning.pytorch.optim import MegatronOptimizerModule
 
+    from nemo_resume.schedules.lr_mult import lr_mult_plan, parse_lr_mult
+    from nemo_resume.schedules.param_groups import regrouped
     from nemo_resume.schedules.param_match import ParamNameMatch
     from nemo_resume.schedules.staged import StagedLRScheduler
 
@@ -45,20 +49,25 @@ def main(spec: dict) -> dict:
                 scale_lr_cond=ParamNameMatch(spec["patterns"]) if spec.get("patterns") else None,
                 lr_mult=spec.get("lr_mult", 1.0),
             )
-            # MegatronOptimizerModule.optimizers, minus its MegatronParallel type check
-            ddp, optimizer = _build_optimizer(
-                config,
-                gpt,
-                lr,
-                0.0,
-                0.1,
-                no_weight_decay_cond=module.no_weight_decay_cond,
-                scale_lr_cond=module.scale_lr_cond,
-                lr_mult=module.lr_mult,
-            )
+            # MegatronOptimizerModule.optimizers (LrMultOptimizerModule's with "rules"/"layer_lr_decay"), minus its
+            # MegatronParallel type check
+            plan = lr_mult_plan([parse_lr_mult(r) for r in spec.get("rules", [])], spec.get("layer_lr_decay"))
+            with regrouped(plan) if plan else contextlib.nullcontext():
+                ddp, optimizer = _build_optimizer(
+                    config,
+                    gpt,
+                    lr,
+                    0.0,
+                    0.1,
+                    no_weight_decay_cond=module.no_weight_decay_cond,
+                    scale_lr_cond=module.scale_lr_cond,
+                    lr_mult=module.lr_mult,
+                )
             names = {id(p): n for n, p in ddp.named_parameters()}
             groups = [
-                {"lr": g["lr"], "names": sorted(names[id(p)] for p in g["params"])} for g in optimizer.param_groups
+                {"lr": g["lr"], "lr_mult": g["pre_lr_mult"], "wd_mult": g["pre_wd_mult"],
+                 "names": sorted(names[id(p)] for p in g["params"])}
+                for g in optimizer.param_groups
             ]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
