@@ -14,6 +14,8 @@ Lightning stand-in, and the recipes' own rehearsal on NeMo's Megatron path). The
 - ``megatron_incident_ckpt`` the incident rehearsal's checkpoint at step 20 (distributed optimizer), dies at 31
 - ``megatron_plain_ckpt``    the same from two ranks with the non-distributed optimizer (param groups in common.pt)
 - ``megatron_finished_ckpt`` the end checkpoint of a run with NeMo's stock checkpoint settings, step 6: weights only
+- ``model_run``              ``--model``: a tiny Hugging Face Qwen2 imported and LoRA-trained by the recipe script,
+                             resumed twice (``tests.support.model_runs``; about 80 s)
 
 Tests that use them need the ``nemo`` extra: mark them ``@pytest.mark.nemo`` (they are skipped when
 ``nemo`` is not installed).
@@ -178,3 +180,11 @@ def megatron_finished_ckpt(tmp_path_factory) -> Path:
     (hit,) = [c.state.location.path for c in inspect_path(run.run_dir).checkpoints
               if c.state.step == STOCK_END_STEP and not c.is_companion]  # NeMo keeps it as "-last" only
     return hit
+
+
+@pytest.fixture(scope="session")
+def model_run(tmp_path_factory):
+    """``--model``: a tiny Hugging Face Qwen2 imported and LoRA-trained by the recipe script, resumed twice."""
+    from tests.support.model_runs import model_run as run
+
+    return run(tmp_path_factory.mktemp("model_run"))

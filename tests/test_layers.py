@@ -20,8 +20,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("planning",),
     ("check",),
     ("audit", "environment"),  # what a run did (its logs) and the machine it runs on
-    ("callback", "save_from_checkpoint"),
+    ("callback", "save_from_checkpoint", "peft_base"),
     ("smoke",),
+    ("hf",),  # Hugging Face models in (--model) and adapters out (export), through NeMo's connectors
     ("recipes",),
     ("cli",),
     ("__main__", "inspect", "plan"),  # the `python -m` entry points

@@ -27,6 +27,7 @@ EXPECTED = {
     "nemo_resume.schedules.cooldown_scheduler.CooldownScheduler",
     "nemo_resume.schedules.param_match.ParamNameMatch",
     "nemo_resume.schedules.param_groups.LrMultOptimizerModule",
+    "nemo_resume.peft_base.PeftResumePaths",
     "nemo_resume.save_from_checkpoint.SaveFromStepCheckpoint",
     "nemo_resume.smoke.model.SmokeModel",
 }

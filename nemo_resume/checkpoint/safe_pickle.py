@@ -98,6 +98,13 @@ class Unpickled:
     value: Any
     # Every storage reference of the pickle's tensors, in order (torch zip format only).
     storages: list[StorageRef] = field(default_factory=list)
+    # Every global it names, as (module, name): all on ALLOWED_GLOBALS.
+    named: set[tuple[str, str]] = field(default_factory=set)
+
+    def weights_only_refusals(self) -> list[tuple[str, str]]:
+        """``(dotted name, when NeMo writes it)`` of each global it names that ``torch.load(weights_only=True)``
+        refuses (:data:`WEIGHTS_ONLY_REFUSED`)."""
+        return sorted((f"{m}.{n}", WEIGHTS_ONLY_REFUSED[(m, n)]) for m, n in self.named if (m, n) in WEIGHTS_ONLY_REFUSED)
 
 
 class UnreadablePickle(Exception):
@@ -269,6 +276,10 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     # .ckpt and common.pt (torch.save, protocol 2)
     ("collections", "OrderedDict"): _ordered_dict,
     ("pathlib", "PosixPath"): _posix_path,  # ModelCheckpoint's dirpath, best_k_models, ...
+    # a resumed LoRA/DoRA run's ModelCheckpoint.last_model_path: NeMo's AutoResume sets it to the adapter checkpoint
+    # as an AdapterPath, a PosixPath subclass pickled the same way (nemo/lightning/resume.py:127-128, 362-371).
+    # Safe to read as a string; NeMo's own load refuses it (WEIGHTS_ONLY_REFUSED)
+    ("nemo.lightning.resume", "AdapterPath"): _posix_path,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     **{("torch", f"{k}Storage"): _StorageType(v, f"torch.{k}Storage") for k, v in _DTYPES.items()},
     # .metadata (torch DCP's pickle.dump of megatron-core's MCoreMetadata)
@@ -288,6 +299,14 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     (_DCP + "metadata", "TensorStorageMetadata"): _Record,
     (_DCP + "planner", "TensorWriteData"): _Record,
     (_DCP + "planner", "WriteItem"): _Record,
+}
+
+
+#: Allowed globals (NeMo writes them, they are read here as data) that ``torch.load(weights_only=True)``, which NeMo's
+#: checkpoint load uses for ``common.pt``, refuses: a checkpoint naming one cannot be resumed, whatever its content.
+WEIGHTS_ONLY_REFUSED: dict[tuple[str, str], str] = {
+    ("nemo.lightning.resume", "AdapterPath"): "the first checkpoint a resumed LoRA/DoRA run saves (NeMo's AutoResume "
+    "leaves ModelCheckpoint.last_model_path an AdapterPath, nemo/lightning/resume.py:127-128)",
 }
 
 
@@ -322,6 +341,7 @@ class _Unpickler(pickle.Unpickler):
         use = ALLOWED_GLOBALS.get((module, name))
         if use is None:
             raise UnsafePickle((UnsafeGlobal(f"{module}.{name}"[: 2 * _MAX_NAME_CHARS], _NOT_ALLOWED),))
+        self._result.named.add((module, name))
         if use is _Record:
             full = f"{module}.{name}"
             return self._records.setdefault(full, _record_type(full))

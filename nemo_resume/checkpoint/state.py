@@ -18,7 +18,13 @@ from nemo_resume.checkpoint.distcp import DcpObject, DcpObjects, read_dcp_object
 from nemo_resume.checkpoint.integrity import WeightsReport, inspect_weights
 from nemo_resume.checkpoint.layout import CheckpointLocation
 from nemo_resume.checkpoint.run_layout import RunLayout, read_run_layout
-from nemo_resume.checkpoint.safe_pickle import Unpickled, UnreadablePickle, UnsafeGlobal, UnsafePickle, read_torch_file
+from nemo_resume.checkpoint.safe_pickle import (
+    Unpickled,
+    UnreadablePickle,
+    UnsafeGlobal,
+    UnsafePickle,
+    read_torch_file,
+)
 from nemo_resume.constants import (
     ADAPTER_METADATA_JSON,
     CALLBACKS_KEY,
@@ -387,6 +393,9 @@ def read_checkpoint(loc: CheckpointLocation) -> CheckpointState:
             pickled = read_torch_file(state_file)
             trainer = pickled.value if isinstance(pickled.value, dict) else None
             fields = _from_trainer_state(loc, pickled, reasons)
+            reasons += [f"{rel} names {name}, which torch.load(weights_only=True) in NeMo's checkpoint load refuses "
+                        f"(UnpicklingError before any step); NeMo writes it in {when}: resume from the run's next "
+                        "checkpoint (the recipes' runs do not write it)" for name, when in pickled.weights_only_refusals()]
         except FileNotFoundError:
             pass  # inspect_weights already said common.pt is missing
         except PermissionError:

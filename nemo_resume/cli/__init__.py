@@ -21,6 +21,7 @@ COMMANDS = {
     "audit": ("nemo_resume.cli.audit_cmd", "compare what a run did (its logs) with its plan; loss and grad-norm health"),
     "doctor": ("nemo_resume.cli.doctor_cmd", "check the machine a launch is about to use (stack, GPUs, disk, memory)"),
     "lr-find": ("nemo_resume.cli.lr_find_cmd", "recommend an LR from an LR range test's logs (a --lr-find run)"),
+    "export": ("nemo_resume.cli.export_cmd", "a LoRA checkpoint's adapter in Hugging Face PEFT format"),
 }
 
 

@@ -22,6 +22,7 @@ from nemo_resume.cli.progress import step_progress, working
 from nemo_resume.cli.report import render_check, render_plan
 from nemo_resume.environment import preflight
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.hf.import_model import ImportTarget, import_model
 from nemo_resume.planning.plan_file import plan_to_json
 from nemo_resume.recipes.data import (
     convert_instruction_jsonl,
@@ -101,6 +102,8 @@ def _steps(args: argparse.Namespace, task: Task, prog: str, doc: dict[str, Any])
         recipe = qwen25_recipe(opts, prepared.plan)
     if not (args.dry_run or args.to_yaml) and not _preflight(recipe, opts, args, prog, doc):
         return EXIT_PROBLEM
+    if opts.model_import is not None and not (args.dry_run or args.to_yaml) and not _import(opts.model_import, prog, doc):
+        return EXIT_PROBLEM
     if args.smoke and not (args.dry_run or args.to_yaml):
         # 5'. the same recipe rehearsed on CPU: NeMo's Megatron path, a tiny model of the same family.
         _save_plan(prepared, doc)
@@ -160,6 +163,20 @@ def _lr_find(opts: RecipeOptions, args: argparse.Namespace, doc: dict[str, Any])
         render_lr_find(result)
         print(f"wrote {plot}")
     return EXIT_OK
+
+
+def _import(target: ImportTarget, prog: str, doc: dict[str, Any]) -> bool:
+    """``--model``: NeMo's importer, once per version of the folder (reused after); False (said) when it failed."""
+    try:
+        with working(f"importing {target.source} with NeMo's Qwen2 importer into {target.path}"):
+            path = import_model(target)
+    except NemoResumeError as exc:
+        doc["import"] = {"error": str(exc)}
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return False
+    doc["import"] = {"path": str(path), "reused": target.complete}
+    print(f"{prog}: base model: {path} ({'reused' if target.complete else 'imported'} from {target.source})", file=sys.stderr)
+    return True
 
 
 def _preflight(recipe: Any, opts: RecipeOptions, args: argparse.Namespace, prog: str, doc: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from nemo_resume.cli.common import fmt_lr
 from nemo_resume.constants import COMMON_PT, FORMAT_MEGATRON, WEIGHTS_DIR
+from nemo_resume.inspection.inspector import peft_base_found
 
 if TYPE_CHECKING:  # types only: `inspect` must not import numpy, torch or NeMo to render
     from rich.console import Console
@@ -107,7 +108,8 @@ def _layout_lines(r: RunLayout) -> list[str]:
         decay = [f"layer-wise decay {r.layer_lr_decay:g}"] if r.layer_lr_decay is not None else []
         lines.append("lr multipliers: " + ", ".join([*r.lr_mult_rules, *decay]) + " (LrMultOptimizerModule)")
     if r.peft is not None or r.peft_base is not None:
-        lines.append(f"PEFT: {r.peft or 'yes'}" + (f", base {r.peft_base}" if r.peft_base else ""))
+        found = {True: " (there)", False: " (not found: a resume fails loading it)", None: ""}[peft_base_found(r)]
+        lines.append(f"PEFT: {r.peft or 'yes'}" + (f", base {r.peft_base}{found}" if r.peft_base else ""))
     rest = _known([("precision", r.precision), ("Lightning", r.lightning_version)])
     if rest:
         lines.append(rest)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nemo_resume.checkpoint.layout import CheckpointLocation, find_checkpoints
+from nemo_resume.checkpoint.run_layout import RunLayout
 from nemo_resume.checkpoint.state import CheckpointState, read_checkpoint
 from nemo_resume.inspection.lineage import mixed_runs
 from nemo_resume.inspection.problems import INVALID_VALUE_CODES, Problem, predict_problems
@@ -53,6 +54,7 @@ class InspectedCheckpoint:
             "param_groups_objects": [o.to_json() for o in s.param_groups_objects],
             "content_metadata": s.content_metadata,
             "run_layout": s.run_layout.to_json(),
+            "peft_base_found": peft_base_found(s.run_layout),
             "has_optimizer_state": s.has_optimizer_state,
             "scheduler": s.scheduler.to_json() if s.scheduler else None,
             "config": s.config.to_json() if s.config else None,
@@ -61,6 +63,11 @@ class InspectedCheckpoint:
             "problems": [p.to_json() for p in self.problems],
             "companion_of": str(loc.companion_of) if loc.companion_of else None,
         }
+
+
+def peft_base_found(layout: RunLayout) -> bool | None:
+    """Whether the base model a LoRA/DoRA checkpoint names is there (a resume loads it); None: it names none."""
+    return os.path.isdir(layout.peft_base) if layout.peft_base else None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ DATA_POSITION_LOST = "DATA_POSITION_LOST"
 DATA_ORDER_CHANGED = "DATA_ORDER_CHANGED"
 DATA_EXHAUSTED = "DATA_EXHAUSTED"
 PEFT_BASE_MISSING = "PEFT_BASE_MISSING"
+PEFT_BASE_CHANGED = "PEFT_BASE_CHANGED"
 CHECKPOINT_FORMAT_TOO_OLD = "CHECKPOINT_FORMAT_TOO_OLD"
 #: Saved values no run can train on (a NaN, infinite or negative LR, a negative step count): NeMo restores them
 #: without a complaint, so a checkpoint with one of these is never resumed (InspectedCheckpoint.resumable).

@@ -20,6 +20,7 @@ from nemo_resume.inspection.problems import (
     GLOBAL_BATCH_SIZE_CHANGED,
     OPTIMIZER_NOT_RESHARDABLE,
     PARAM_GROUPS_CHANGED,
+    PEFT_BASE_CHANGED,
     PEFT_BASE_MISSING,
     Problem,
 )
@@ -206,6 +207,17 @@ def _peft_base(ck: RunLayout, exists: Callable[[str], bool]) -> list[Problem]:
                     "checkpoint back at that path (or link it there)")]
 
 
+def _peft_base_changed(ck: RunLayout, new: NewRun) -> list[Problem]:
+    if ck.peft_base is None or new.peft_base is None or os.path.realpath(ck.peft_base) == os.path.realpath(new.peft_base):
+        return []
+    return [Problem(PEFT_BASE_CHANGED, "error",
+                    f"this {ck.peft or 'PEFT'} checkpoint's adapters were trained on the base at {ck.peft_base} "
+                    f"(weights/adapter_metadata.json), and this run's base is {new.peft_base}: NeMo's PEFT callback "
+                    "loads the checkpoint's own base on resume (nemo/lightning/pytorch/callbacks/peft.py:644-648), "
+                    "whatever the run restores, so the adapters would go on training on the old base. Resume with the "
+                    "--model that base was imported from, or start another run (--name) on the new one")]
+
+
 def _format(ck: RunLayout) -> list[Problem]:
     saved, requested = ck.saved_optimizer_format, ck.optimizer_format
     if not ck.has_optimizer_state or saved is None:
@@ -228,6 +240,6 @@ def compat_problems(ck: RunLayout, new: NewRun, exists: Callable[[str], bool] = 
     """Every trap resuming the checkpoint of ``ck`` as ``new`` runs, errors first."""
     d = data_resume(ck, new)
     data = [*_exhausted(d, ck, new), *_data_order(d, ck, new)] if d is not None else []
-    found = [*_format(ck), *_reshard(ck, new), *_groups(ck, new), *_peft_base(ck, exists), *_batch(ck, new),
+    found = [*_format(ck), *_reshard(ck, new), *_groups(ck, new), *_peft_base(ck, exists), *_peft_base_changed(ck, new), *_batch(ck, new),
              *data, *_data_position(ck)]
     return sorted(found, key=lambda p: p.severity != "error")

@@ -13,6 +13,7 @@ class NewRun:
     () none), None when unknown. ``max_steps``: the new horizon. ``datamodule``: its data module's class name.
     ``train_tokens``: the tokens in one epoch of its pre-training dataset's training split (measured from the
     data; None: not measured). ``num_train_samples``: ``PreTrainingDataModule(num_train_samples=...)``.
+    ``peft_base``: the base checkpoint a fine-tuning run restores (``--model``'s import; None: NeMo's default).
     """
 
     tp: int | None = None
@@ -28,3 +29,4 @@ class NewRun:
     datamodule: str | None = None
     train_tokens: int | None = None
     num_train_samples: int | None = None
+    peft_base: str | None = None

@@ -61,7 +61,8 @@ def new_run(opts: RecipeOptions, smoke_devices: int | None = None) -> NewRun:
     """The layout the run will have: the options', or the CPU rehearsal's with ``smoke_devices`` ranks
     (:mod:`nemo_resume.smoke.rehearsal`: the options' TP and a small global batch where they fit, PP = CP = 1, one
     node, the tiny micro batch and sequence). A pre-training run on ``--data`` has its training tokens per epoch measured from the data."""
-    common = NewRun(lr_mults=opts.group_mults, datamodule=datamodule_name(opts.task, opts.data),
+    common = NewRun(lr_mults=opts.group_mults, peft_base=str(opts.model_import.path) if opts.model_import else None,
+                    datamodule=datamodule_name(opts.task, opts.data),
                     train_tokens=train_tokens(opts.data) if opts.task == "pretrain" and opts.data else None)
     if smoke_devices is not None:
         from nemo_resume.smoke.rehearsal import TINY, rehearsal_gbs, rehearsal_tp

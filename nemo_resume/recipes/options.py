@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError, OneLineParser
+from nemo_resume.hf.import_model import ImportTarget, import_target
 from nemo_resume.planning.flags import add_max_jump_arg, add_resume_args
 from nemo_resume.recipes.data import check_data
+from nemo_resume.recipes.hf_model import HfModel, read_hf_model, resolve_size
 from nemo_resume.recipes.param_names import check_lr_mult_patterns, group_mults
 from nemo_resume.recipes.save_steps import checkpoint_steps
 from nemo_resume.recipes.slurm import SlurmOptions, job_paths, packaging_note
@@ -121,6 +123,8 @@ class RecipeOptions:
     decay_steps: int | None = None
     decay_type: str | None = None
     lr_mult_rules: tuple[LrMultRule, ...] = ()
+    model: HfModel | None = None  # --model: the Hugging Face folder, read
+    model_import: ImportTarget | None = None  # where --model is (or will be) imported
     layer_lr_decay: float | None = None
     save_from_step: int | None = None
     max_jump: float = MAX_LR_JUMP
@@ -142,7 +146,7 @@ class RecipeOptions:
     def group_mults(self) -> tuple[float, ...]:
         """The multipliers other than 1.0 the run's param groups get, as megatron-core will group them."""
         plan = self.lr_mult
-        return group_mults(plan, self.size, self.peft, self.pp) if plan else ()
+        return group_mults(plan, self.size, self.peft, self.pp, model=self.model) if plan else ()
 
     def request(self, checked: bool = True) -> ScheduleRequest:
         """The schedule; validated unless ``checked=False`` (then only the pre-launch check judges it).
@@ -187,9 +191,12 @@ def build_parser(task: Task, prog: str) -> OneLineParser:
     d = {**SHARED_DEFAULTS, **DEFAULTS[task]}
     p = OneLineParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model and data")
-    g.add_argument("--size", choices=list(SIZES), default="0.5b")
+    g.add_argument("--size", choices=list(SIZES), help="default: 0.5b, or the one --model's config.json describes")
     if task == "finetune":  # pre-training trains every weight: no --peft (a given one is a usage error)
         g.add_argument("--peft", choices=["lora", "dora", "none"], default="lora")
+        g.add_argument("--model", type=Path, metavar="HF_DIR", help="a local Hugging Face Qwen2 folder to fine-tune: "
+                       "imported once with NeMo's importer into <--dir>/models/ and restored from there "
+                       "(default: NeMo's nemo://Qwen/Qwen2.5-<size>)")
     g.add_argument("--data", type=Path, help="finetune: a FineTuningDataModule folder or a JSONL of "
                    "instruction/input/output records; pretrain: a Megatron dataset prefix. Default: NeMo's mock data")
     for flag in ("seq_length", "global_batch_size", "micro_batch_size"):
@@ -276,6 +283,13 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
     if args.dir.exists() and not args.dir.is_dir():
         raise NemoResumeError(f"--dir {args.dir}: not a folder; pass the log folder that holds (or will hold) --name")
     peft = args.peft if task == "finetune" else "none"
+    model = read_hf_model(args.model) if getattr(args, "model", None) is not None else None
+    size = args.size or "0.5b"
+    if model is not None:
+        size = resolve_size(model, args.size) or size
+        if model.size is None:
+            notes.append(f"--model {args.model}: an architecture no --size has ({model.num_layers} layers, hidden "
+                         f"{model.hidden_size}): the model is built from its config.json on the --size {size} recipe")
     stages = _staged(args, notes) if args.lr_stages else ()
     lr = stages[0].lr if stages else args.lr if args.lr is not None else d["lr"] or PEFT_LR[peft]
     max_steps = args.max_steps if args.max_steps is not None else total_steps(stages) if stages else d["max_steps"]
@@ -303,10 +317,14 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         job = job_paths(slurm, dir=args.dir, data=args.data, resume=args.resume)
         log_dir, data, resume = job.dir, job.data, job.resume
         notes.extend((*job.notes, packaging_note(log_dir, args.name)))
+    target = import_target(model.path, model.fingerprint(), log_dir) if model is not None else None
+    if target is not None:
+        notes.append(f"--model {args.model}: " + (f"its import {target.path} is reused (the folder is unchanged)"
+                     if target.complete else f"imported with NeMo's Qwen2 importer into {target.path} at launch"))
     rules = tuple(parse_lr_mult(v) for v in args.lr_mult)
     mult_plan = lr_mult_plan(rules, args.layer_lr_decay)
     if mult_plan:  # a rule scaling nothing: refused
-        check_lr_mult_patterns(mult_plan, task, args.size, peft, args.pp)
+        check_lr_mult_patterns(mult_plan, task, size, peft, args.pp, model=model)
     if args.save_from_step is not None:
         if args.save_from_step < 0:
             raise NemoResumeError(f"--save-from-step {args.save_from_step} must be a whole number >= 0")
@@ -314,7 +332,7 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         notes.append(f"--save-from-step {args.save_from_step} --checkpoint-every {args.checkpoint_every}: {len(steps)} "
                      f"checkpoints" + (f", step={steps[0]} ... step={steps[-1]}" if steps else " (and the one at the end)"))
     opts = RecipeOptions(
-        task=task, size=args.size, peft=peft, lr=lr, min_lr=min_lr, warmup_steps=warmup,
+        task=task, size=size, peft=peft, lr=lr, min_lr=min_lr, warmup_steps=warmup,
         constant_steps=args.constant_steps, max_steps=max_steps, dir=log_dir, name=args.name,
         data=data, seq_length=args.seq_length, global_batch_size=args.global_batch_size,
         micro_batch_size=args.micro_batch_size, tp=args.tp, pp=args.pp, cp=args.cp, num_nodes=args.num_nodes,
@@ -325,7 +343,7 @@ def options_from_args(task: Task, args: argparse.Namespace) -> RecipeOptions:
         schedule=STAGED if stages else args.schedule, stages=stages, decay_steps=args.decay_steps,
         decay_type=args.decay_type, lr_mult_rules=mult_plan.rules if mult_plan else (),
         layer_lr_decay=args.layer_lr_decay, save_from_step=args.save_from_step, max_jump=args.max_jump,
-        smoke_devices=args.smoke_devices, optim=args.optim,
+        smoke_devices=args.smoke_devices, optim=args.optim, model=model, model_import=target,
     )
     check_layout(opts)
     module = scheduler_module(opts.request(checked=False))  # no faithful NeMo module: refused here, exit 2

@@ -20,16 +20,21 @@ freezes the whole model first); ``tests/recipes/test_param_names.py`` holds the 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.recipes.hf_model import ARCHITECTURES
 from nemo_resume.schedules.lr_mult import DECAY_FLAG, FLAG, LrMultPlan, ParamPlace
+
+if TYPE_CHECKING:  # hf_model reads the size table here
+    from nemo_resume.recipes.hf_model import HfModel
 
 PREFIX = "module.module."  # megatron DDP around Float16Module (bf16-mixed), as _get_param_groups sees them
 
-# --size -> num_layers of the Qwen25Config* the recipe builds.
-NUM_LAYERS: dict[str, int] = {"0.5b": 24, "1.5b": 28, "3b": 36, "7b": 28, "14b": 48, "32b": 64, "72b": 80}
+# --size -> num_layers of the Qwen25Config* the recipe builds (hf_model.ARCHITECTURES, the one size table).
+NUM_LAYERS: dict[str, int] = {size: arch.num_layers for size, arch in ARCHITECTURES.items()}
 # share_embeddings_and_output_weights: the output layer has no weight of its own where one stage holds both.
-TIED_EMBEDDINGS = frozenset({"3b"})
+TIED_EMBEDDINGS = frozenset(size for size, arch in ARCHITECTURES.items() if arch.tied)
 
 # LoRA()/DoRA() default target_modules, and the parameters each wrapped linear gains (the base is frozen).
 PEFT_TARGETS = ("linear_qkv", "linear_proj", "linear_fc1", "linear_fc2")
@@ -57,17 +62,19 @@ _SUGGEST = {"lora": ("*adapter*", "LoRA adapters"), "dora": ("*adapter*", "DoRA 
             "none": ("*linear_fc2*", "model's weights")}
 
 
-def trainable_places(size: str, peft: str, pp: int = 1) -> tuple[ParamPlace, ...]:
-    """Every parameter ``_get_param_groups`` sees in a run of ``size`` with ``peft`` (``none``: all weights): its name as
-    its pipeline stage has it (layers numbered from 0 in each stage), its global layer number, its embedding flag."""
-    num_layers = NUM_LAYERS[size]
+def trainable_places(size: str, peft: str, pp: int = 1, model: HfModel | None = None) -> tuple[ParamPlace, ...]:
+    """Every parameter ``_get_param_groups`` sees in a run of ``size`` (or of ``--model``'s architecture) with ``peft``
+    (``none``: all weights): its name as its pipeline stage has it (layers numbered from 0 in each stage), its global
+    layer number, its embedding flag. NeMo's importer writes ``--model`` untied, with an output layer of its own."""
+    num_layers = model.num_layers if model is not None else NUM_LAYERS[size]
+    tied = model is None and size in TIED_EMBEDDINGS
     per_stage = num_layers // pp if pp > 1 and num_layers % pp == 0 else num_layers
     places: list[ParamPlace] = []
     if peft == "none":
         places += [ParamPlace(f"{PREFIX}embedding.word_embeddings.weight", embedding=True),
                    ParamPlace(f"{PREFIX}decoder.final_layernorm.weight")]
-        if size not in TIED_EMBEDDINGS or pp > 1:  # with stages, the last one holds its own (tied) copy
-            places.append(ParamPlace(f"{PREFIX}output_layer.weight", embedding=size in TIED_EMBEDDINGS))
+        if not tied or pp > 1:  # with stages, the last one holds its own (tied) copy
+            places.append(ParamPlace(f"{PREFIX}output_layer.weight", embedding=tied))
     params = LAYER_PARAMS if peft == "none" else tuple(f"{_TARGET_PATHS[t]}.{p}" for t in PEFT_TARGETS
                                                         for p in ADAPTER_PARAMS[peft])
     for layer in range(1, num_layers + 1):
@@ -76,17 +83,18 @@ def trainable_places(size: str, peft: str, pp: int = 1) -> tuple[ParamPlace, ...
     return tuple(places)
 
 
-def trainable_names(size: str, peft: str, pp: int = 1) -> tuple[str, ...]:
+def trainable_names(size: str, peft: str, pp: int = 1, model: HfModel | None = None) -> tuple[str, ...]:
     """Every name ``scale_lr_cond`` may be called with in a run of ``size`` with ``peft``, once each."""
-    return tuple(dict.fromkeys(p.name for p in trainable_places(size, peft, pp)))
+    return tuple(dict.fromkeys(p.name for p in trainable_places(size, peft, pp, model)))
 
 
-def group_mults(plan: LrMultPlan, size: str, peft: str, pp: int = 1) -> tuple[float, ...]:
+def group_mults(plan: LrMultPlan, size: str, peft: str, pp: int = 1, model: HfModel | None = None) -> tuple[float, ...]:
     """The multipliers other than 1.0 the run's param groups get (the schedule request's ``lr_mults``)."""
-    return plan.mults(trainable_places(size, peft, pp), NUM_LAYERS[size])
+    return plan.mults(trainable_places(size, peft, pp, model), model.num_layers if model else NUM_LAYERS[size])
 
 
-def check_lr_mult_patterns(plan: LrMultPlan, task: str, size: str, peft: str, pp: int) -> None:
+def check_lr_mult_patterns(plan: LrMultPlan, task: str, size: str, peft: str, pp: int,
+                           model: HfModel | None = None) -> None:
     """Refuse a ``--lr-mult`` rule that would scale nothing: no trainable parameter of this run matches it, or every
     one it matches is taken by an earlier rule (the first a name matches wins); and a ``--layer-lr-decay`` that the
     rules leave no parameter to.
@@ -94,7 +102,7 @@ def check_lr_mult_patterns(plan: LrMultPlan, task: str, size: str, peft: str, pp
     Raises:
         NemoResumeError: naming the pattern, a real name and a pattern that matches (or the rule that shadows it).
     """
-    names = trainable_names(size, peft, pp)
+    names = trainable_names(size, peft, pp, model)
     run = f"--size {size} --peft {peft}" if task == "finetune" else f"--size {size} pre-training"
     for k, rule in enumerate(plan.rules):
         matched = [n for n in names if fnmatchcase(n, rule.pattern)]

@@ -19,6 +19,7 @@ from nemo.collections import llm
 from nemo_resume.callback import PlannedLRCheck, ResumeScheduleCallback
 from nemo_resume.constants import MAX_LR_JUMP
 from nemo_resume.errors import NemoResumeError
+from nemo_resume.peft_base import PeftResumePaths
 from nemo_resume.planning import MODE_RESUME, MODE_WEIGHTS, ResumePlan
 from nemo_resume.recipes.data import dataset_root
 from nemo_resume.recipes.launch import prepare
@@ -61,6 +62,12 @@ def _stock_recipe(opts: RecipeOptions) -> run.Partial:
         recipe.model = qwen2_model(version="qwen25_3b")
         if opts.task == "finetune":
             recipe.resume.restore_config.path = f"nemo://{SIZES['3b'][1]}"
+    if opts.model is not None and opts.model_import is not None:
+        # --model: its import is the base, and the model has its config.json's architecture (as NeMo's importer
+        # builds it: untied, the output layer its own copy of lm_head)
+        for key, value in opts.model.model_config_fields().items():
+            setattr(recipe.model.config, key, value)
+        recipe.resume.restore_config.path = str(opts.model_import.path)
     return recipe
 
 
@@ -154,6 +161,9 @@ def qwen25_recipe(opts: RecipeOptions, plan: ResumePlan) -> run.Partial:
     # same TensorBoard file, so `nemo-resume audit` compares each group with the plan.
     t.callbacks = [*(t.callbacks or []), run.Config(LearningRateMonitor, logging_interval="step")]
     recipe.resume = _resume(opts, plan, recipe.resume)
+    if opts.task == "finetune" and opts.peft != "none":  # every save of a resumed PEFT run resumable
+        base = str(opts.model_import.path) if opts.model_import is not None else None
+        t.callbacks = [*(t.callbacks or []), run.Config(PeftResumePaths, base=base, plain_last_model_path=True)]
     if plan.target is not None:
         t.callbacks = [*(t.callbacks or []), run.Config(
             ResumeScheduleCallback,

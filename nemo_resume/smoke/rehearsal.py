@@ -21,7 +21,8 @@ What it changes, and only here (docs/smoke.md has the table):
 - validation: one batch at the recipe's interval (capped at ``max_steps``), so ``val_loss`` exists for
   the checkpoint file name and ``save_top_k`` as it does on the cluster;
 - fine-tuning: the base weights are a tiny model trained one step (:func:`base_weights_recipe`), not
-  Qwen2.5's; PEFT (LoRA/DoRA) is the recipe's.
+  Qwen2.5's, unless the recipe restores a checkpoint on disk (``--model``'s import): then that model, whole;
+  PEFT (LoRA/DoRA) is the recipe's.
 """
 
 from __future__ import annotations
@@ -101,13 +102,15 @@ def cpu_rehearsal(recipe: Any, *, devices: int = 1, dist_opt: bool | None = None
     m = r.model.config
     real_data = is_pretraining_data(r.data)
     vocab = data_vocab(r.data.paths, int(m.vocab_size), tiny) if real_data else tiny.vocab_size
-    # A layer-wise LR decay gives every layer its own LR: the rehearsal keeps the recipe's layers to have its groups.
-    keep_layers = getattr(r.optim, "layer_lr_decay", None) is not None
+    # Weights restored from disk (--model's import) fix the model's shape: it is kept. A layer-wise LR decay gives
+    # every layer its own LR: the rehearsal keeps the recipe's layers to have its groups.
+    keep_model = restores_local_weights(r)
+    keep_layers = keep_model or getattr(r.optim, "layer_lr_decay", None) is not None
     for key in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
                 "seq_length"):
-        if not (key == "num_layers" and keep_layers):
+        if not (keep_model or key == "num_layers" and keep_layers):
             setattr(m, key, getattr(tiny, key))
-    m.vocab_size = vocab
+    m.vocab_size = int(m.vocab_size) if keep_model else vocab
     m.make_vocab_size_divisible_by = tiny.vocab_size // tp  # NeMo pads to this x TP: the vocabulary stays as set
     m.bf16, m.fp16, m.params_dtype = False, False, torch.float32
     m.use_cpu_initialization = True
@@ -194,9 +197,17 @@ def data_vocab(paths: Any, recipe_vocab: int, tiny: Tiny = TINY) -> int:
     return -(-(largest + 1) // tiny.vocab_size) * tiny.vocab_size
 
 
+def restores_local_weights(rehearsal: Any) -> bool:
+    """A recipe restoring base weights from a checkpoint on disk (``--model``'s import), not NeMo's ``nemo://``."""
+    config = rehearsal.resume.restore_config if rehearsal.resume is not None else None
+    path = str(getattr(config, "path", None) or "")
+    return bool(path) and not path.startswith("nemo://")
+
+
 def needs_base_weights(rehearsal: Any) -> bool:
-    """A PEFT recipe: its adapters train on base weights restored through ``AutoResume.restore_config``."""
-    return rehearsal.__arguments__.get("peft") is not None and rehearsal.resume is not None
+    """A PEFT recipe whose base is NeMo's ``nemo://`` import: the rehearsal trains a tiny base to restore instead."""
+    return (rehearsal.__arguments__.get("peft") is not None and rehearsal.resume is not None
+            and not restores_local_weights(rehearsal))
 
 
 def base_weights_recipe(rehearsal: Any, log_dir: Any) -> Any:

@@ -195,9 +195,10 @@ def more_runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def facts(more_runs, incident_ckpt, finished_run, megatron_incident_ckpt, megatron_plain_ckpt,
-          megatron_finished_ckpt) -> Facts:
+          megatron_finished_ckpt, model_run) -> Facts:
+    # model_run: resumed LoRA runs, whose checkpoints name NeMo's AdapterPath
     return _survey([more_runs, incident_ckpt.parent, finished_run.checkpoint_dir, megatron_incident_ckpt,
-                    megatron_plain_ckpt, megatron_finished_ckpt])
+                    megatron_plain_ckpt, megatron_finished_ckpt, model_run.dir])
 
 
 def test_the_allow_list_is_what_real_checkpoints_name_plus_the_justified(facts):

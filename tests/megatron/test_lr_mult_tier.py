@@ -1,12 +1,12 @@
 """Several LR multipliers and a layer-wise decay on NeMo's real Megatron path (issue 21), with the distributed optimizer.
 
-- Seed 003's two multipliers, a randomly initialised head at 5x and the body at 0.5x (``--lr-mult '*output_layer*=5'
-  --lr-mult '*decoder.layers*=0.5'``; the embedding and final norm stay at 1x): stopped at step 14, resumed; every
-  step's live LR of every megatron param group is the LR the pre-launch check got from NeMo's scheduler.
+- Seed 003's two multipliers, a randomly initialised head at 5x and the feed-forward input layers at 0.5x
+  (``--lr-mult '*output_layer*=5' --lr-mult '*linear_fc1*=0.5'``), over seed 001's layer-wise decay of the recipe's
+  24 layers (``--layer-lr-decay 0.8``: every other parameter), on two data-parallel ranks: stopped at step 14,
+  resumed; every step's live LR of every megatron param group is the LR the pre-launch check got from NeMo's
+  scheduler, and the groups are aligned across the ranks.
 - The same checkpoint resumed with the head at 4x: the plan refuses it (PARAM_GROUPS_CHANGED, naming the
   checkpoint's flags), and the resume launched anyway fails in megatron-core's optimizer load, before any step.
-- Seed 001's layer-wise decay over the recipe's 24 layers, on two data-parallel ranks: the groups are aligned across
-  the ranks and keep their LRs across the resume.
 
 Every LR asserted is read from the live megatron param groups at the start of each step (``tests.support.rehearsals``).
 """
@@ -20,7 +20,7 @@ from tests.support.rehearsals import checked_lrs, checkpoint_at, kept_checkpoint
 pytestmark = [pytest.mark.nemo, pytest.mark.slow, pytest.mark.megatron]
 
 SCHEDULE = ["--lr", "1e-3", "--min-lr", "1e-6", "--warmup-steps", "5", "--max-steps", "20", "--checkpoint-every", "7"]
-SEED_003 = ["--lr-mult", "*output_layer*=5", "--lr-mult", "*decoder.layers*=0.5"]
+RULES = ["--lr-mult", "*output_layer*=5", "--lr-mult", "*linear_fc1*=0.5", "--layer-lr-decay", "0.8"]
 STOP = 14
 
 
@@ -31,24 +31,26 @@ def _group_keys(run_dir):
 
 
 @pytest.fixture(scope="module")
-def seed_003(tmp_path_factory):
-    """The two-multiplier run, stopped at step 14 (checkpoints at 7 and 14)."""
-    run_dir = tmp_path_factory.mktemp("seed003")
-    first = rehearse_recipe("pretrain", [*SCHEDULE, *SEED_003, "--dir", str(run_dir)], dist_opt=True,
+def groups_run(tmp_path_factory):
+    """The multipliers and the decay, two ranks, stopped at step 14 (checkpoints at 7 and 14)."""
+    run_dir = tmp_path_factory.mktemp("lr_mults")
+    first = rehearse_recipe("pretrain", [*SCHEDULE, *RULES, "--dir", str(run_dir)], devices=2, dist_opt=True,
                             stop_after_step=STOP)
     assert first.result.error is None and first.result.final_step == STOP, first.why()
     return first, run_dir
 
 
-def test_two_multipliers_train_and_resume_with_every_groups_lr_on_the_plan(seed_003):
-    first, run_dir = seed_003
+def test_multipliers_and_a_decay_train_and_resume_with_every_groups_lr_on_the_plan(groups_run):
+    first, run_dir = groups_run
     assert not off_plan(first.lrs, checked_lrs(first.prepared))
-    assert {round(lr / 1e-3, 12) for lr in first.lrs[5]} == {1.0, 5.0, 0.5}  # the peak: one LR per multiplier
     keys, layout = _group_keys(run_dir)
-    assert keys == {(0.5, 0.0), (0.5, 1.0), (1.0, 0.0), (1.0, 1.0), (5.0, 1.0)}  # (lr_mult, wd_mult), as megatron keys
-    assert layout.lr_mult_rules == ("*output_layer*=5", "*decoder.layers*=0.5") and layout.layer_lr_decay is None
+    # layer i of 24 at 0.8^(23 - i), the embedding at 0.8^24, the output layer at 5, fc1 at 0.5, the final norm at 1
+    assert {lr for lr, _ in keys} == {*(0.8**k for k in range(25)), 5.0, 0.5}
+    assert (5.0, 1.0) in keys and (0.5, 1.0) in keys and (0.8, 0.0) in keys  # megatron's weight-decay split kept
+    assert layout.lr_mult_rules == ("*output_layer*=5", "*linear_fc1*=0.5") and layout.layer_lr_decay == 0.8
+    assert layout.dp == 2
 
-    run = rehearse_recipe("pretrain", [*SCHEDULE, *SEED_003, "--dir", str(run_dir), "--resume", "auto"],
+    run = rehearse_recipe("pretrain", [*SCHEDULE, *RULES, "--dir", str(run_dir), "--resume", "auto"], devices=2,
                           dist_opt=True)
     assert run.prepared.refusal is None, run.prepared.refusal
     assert run.result.error is None, run.why()
@@ -56,31 +58,14 @@ def test_two_multipliers_train_and_resume_with_every_groups_lr_on_the_plan(seed_
     assert len(run.lrs[STOP]) == len(keys) and not off_plan(run.lrs, checked_lrs(run.prepared))
 
 
-def test_a_changed_multiplier_is_refused_and_fails_at_the_optimizer_load(seed_003, tmp_path):
-    _, run_dir = seed_003
+def test_a_changed_multiplier_is_refused_and_fails_at_the_optimizer_load(groups_run, tmp_path):
+    _, run_dir = groups_run
     source = checkpoint_at(run_dir, STOP)
-    flags = [*SCHEDULE, "--lr-mult", "*output_layer*=4", "--lr-mult", "*decoder.layers*=0.5",
-             "--resume", str(source), "--dir", str(tmp_path)]
-    run = rehearse_recipe("pretrain", flags, dist_opt=True)
+    flags = [*SCHEDULE, "--lr-mult", "*output_layer*=4", *RULES[2:], "--resume", str(source), "--dir", str(tmp_path)]
+    run = rehearse_recipe("pretrain", flags, devices=1, dist_opt=True)  # DP 2 -> 1 alone loads (dp_reshardable)
     (predicted,) = [p for p in run.prepared.plan.problems if p.code == "PARAM_GROUPS_CHANGED"]
     assert predicted.severity == "error" and run.prepared.refusal is not None
-    assert "Resume with --lr-mult '*output_layer*=5' --lr-mult '*decoder.layers*=0.5'" in predicted.message
+    assert ("Resume with --lr-mult '*output_layer*=5' --lr-mult '*linear_fc1*=0.5' --layer-lr-decay 0.8"
+            in predicted.message)
     assert run.result.error is not None and run.lrs == {}, run.why()  # not one step trained
     assert "KeyError: (1.0, 4.0, False, False)" in run.why()  # (wd_mult, lr_mult, is_expert_parallel, is_decoupled_lr)
-
-
-def test_a_layer_wise_decay_keeps_each_layers_lr_across_a_two_rank_resume(tmp_path):
-    flags = [*SCHEDULE, "--layer-lr-decay", "0.8", "--dir", str(tmp_path)]
-    first = rehearse_recipe("pretrain", flags, devices=2, dist_opt=True, stop_after_step=STOP)
-    assert first.result.error is None and first.result.final_step == STOP, first.why()
-    assert not off_plan(first.lrs, checked_lrs(first.prepared))
-    keys, layout = _group_keys(tmp_path)
-    # layer i of 24 at 0.8^(23 - i), the embedding at 0.8^24, the output layer and the final norm at 1
-    assert {lr for lr, _ in keys} == {0.8**k for k in range(25)} and layout.layer_lr_decay == 0.8
-    assert layout.dp == 2
-
-    run = rehearse_recipe("pretrain", [*flags, "--resume", "auto"], devices=2, dist_opt=True)
-    assert run.prepared.refusal is None, run.prepared.refusal
-    assert run.result.error is None, run.why()
-    assert min(run.lrs) == STOP and run.result.final_step == 20
-    assert len(run.lrs[STOP]) == len(keys) and not off_plan(run.lrs, checked_lrs(run.prepared))

@@ -185,3 +185,14 @@ def test_plan_without_layout_flags_is_todays_plan(megatron_incident_ckpt):
 def test_a_bad_size_is_bad_input(megatron_incident_ckpt):
     call = call_cli("plan", [str(megatron_incident_ckpt), *PLAN, "--tp", "0"])
     assert call.code == 2 and "--tp" in call.err and "Traceback" not in call.err
+
+
+def test_a_peft_resume_on_another_base_is_an_error(dist_opt, tmp_path):
+    """NeMo's PEFT callback loads the base adapter_metadata.json names, not the run's restore_config."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    lora = replace(dist_opt, peft="lora", peft_base=str(tmp_path / "old"))
+    p = _codes(lora, peft_base=str(tmp_path / "new"))["PEFT_BASE_CHANGED"]
+    assert p.severity == "error" and str(tmp_path / "old") in p.message and str(tmp_path / "new") in p.message
+    assert _codes(lora, peft_base=str(tmp_path / "new" / ".." / "old")) == {}  # the same folder, spelled another way
+    assert _codes(lora) == {}  # NeMo's default base: nothing to compare

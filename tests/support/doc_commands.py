@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.megatron_data import write_indexed_dataset
+from tests.support.tiny_qwen2 import write_tiny_qwen2
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -190,6 +191,8 @@ PLAN_ARGV = ("nemo-resume", "plan", "results/qwen25_pretrain", "--lr", "1e-5", "
 INSTRUCTION_JSONL = Path("data/cs_all_unbalanced.jsonl")
 #: docs/troubleshooting.md's ``--data data/tokens``: a Megatron pre-training dataset (``.bin`` + ``.idx``).
 MEGATRON_DATA = Path("data/tokens")
+#: docs/recipes.md's ``--model tiny-qwen2``: a tiny random Hugging Face Qwen2 with its tokenizer.
+HF_MODEL = Path("tiny-qwen2")
 #: A finished run on NeMo's Megatron path: the recipe's ``--smoke`` rehearsal (MegatronStrategy on CPU).
 MEGATRON_ARGV = ("recipes/qwen25_pretrain.py", "--smoke", "--lr", "1e-3", "--min-lr", "1e-4", "--warmup-steps", "5",
                  "--max-steps", "20", "--checkpoint-every", "10", "--json", "--dir")
@@ -268,6 +271,7 @@ def prepare_sandbox(root: Path) -> Sandbox:
                 "output": "A" if i % 3 else "B"} for i in range(40)]
     data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     write_indexed_dataset(root / MEGATRON_DATA, docs=60)
+    write_tiny_qwen2(root / HF_MODEL)
     for name in REPO_LINKS:
         (root / name).unlink()
     return Sandbox(root, env)
